@@ -1,0 +1,2 @@
+//! The `allocflame` command.
+fn main() {}

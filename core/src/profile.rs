@@ -1,0 +1,387 @@
+//! The folded-stack profile model: root-first stacks of interned frames, each with a [`Weight`].
+
+use std::borrow::Cow;
+use std::io::{BufRead, Write};
+use std::ops::{Add, AddAssign};
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// How many allocations a stack made and how many bytes they asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Weight {
+    /// Number of allocation calls.
+    pub allocs: u64,
+    /// Bytes requested by those calls (0 when the capture does not carry sizes).
+    pub bytes: u64,
+}
+
+impl Weight {
+    /// A weight of `allocs` calls and `bytes` bytes.
+    pub const fn new(allocs: u64, bytes: u64) -> Self {
+        Weight { allocs, bytes }
+    }
+
+    /// The value that stands for this weight when a graph is drawn by `kind`.
+    pub const fn get(&self, kind: WeightKind) -> u64 {
+        match kind {
+            WeightKind::Allocations => self.allocs,
+            WeightKind::Bytes => self.bytes,
+        }
+    }
+
+    /// Whether both counts are zero.
+    pub const fn is_zero(&self) -> bool {
+        self.allocs == 0 && self.bytes == 0
+    }
+}
+
+impl Add for Weight {
+    type Output = Weight;
+    fn add(self, rhs: Weight) -> Weight {
+        Weight {
+            allocs: self.allocs.saturating_add(rhs.allocs),
+            bytes: self.bytes.saturating_add(rhs.bytes),
+        }
+    }
+}
+
+impl AddAssign for Weight {
+    fn add_assign(&mut self, rhs: Weight) {
+        *self = *self + rhs;
+    }
+}
+
+/// What the width of a flame graph box stands for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightKind {
+    /// Number of allocation calls. This is the default.
+    #[default]
+    Allocations,
+    /// Bytes requested.
+    Bytes,
+}
+
+impl WeightKind {
+    /// The name used for the count in a flame graph ("allocations" or "bytes").
+    pub const fn count_name(self) -> &'static str {
+        match self {
+            WeightKind::Allocations => "allocations",
+            WeightKind::Bytes => "bytes",
+        }
+    }
+}
+
+/// Index of an interned frame name in a [`Profile`].
+pub type FrameId = u32;
+
+/// An allocation profile: root-first stacks of frame names, each with a [`Weight`].
+///
+/// The first frame of a stack is the process name, as in perf and FlameGraph, so that programs
+/// a recording followed (forked children, exec'd images) are roots of their own.
+///
+/// ```
+/// use allocflame_core::{Profile, Weight, WeightKind};
+/// let mut p = Profile::default();
+/// p.add(["prog", "main", "malloc"], Weight::new(3, 96));
+/// p.add(["prog", "main", "malloc"], Weight::new(1, 32));
+/// let mut out = Vec::new();
+/// p.write_folded(&mut out, WeightKind::Allocations).unwrap();
+/// assert_eq!(String::from_utf8(out).unwrap(), "prog;main;malloc 4\n");
+/// assert_eq!(p.total(), Weight::new(4, 128));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Profile {
+    names: Vec<Box<str>>,
+    index: FxHashMap<Box<str>, FrameId>,
+    stacks: FxHashMap<Box<[FrameId]>, Weight>,
+    /// Whether the stacks carry byte totals (the capture recorded sizes). Default is `false`.
+    pub bytes_known: bool,
+    /// Allocation events the source reported as lost (never silently dropped). Default is 0.
+    pub lost: u64,
+    /// Input records an importer could not use, counted rather than hidden. Default is 0.
+    pub skipped: u64,
+}
+
+impl Profile {
+    /// An empty profile.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The id of `name`, interning it if it is new.
+    pub fn intern(&mut self, name: &str) -> FrameId {
+        if let Some(&id) = self.index.get(name) {
+            return id;
+        }
+        let id = FrameId::try_from(self.names.len()).expect("more than 4 billion distinct frames");
+        let boxed: Box<str> = name.into();
+        self.names.push(boxed.clone());
+        self.index.insert(boxed, id);
+        id
+    }
+
+    /// The name of an interned frame.
+    pub fn name(&self, id: FrameId) -> &str {
+        &self.names[id as usize]
+    }
+
+    /// Adds `weight` to the stack of `frames` (root first). An empty stack is ignored.
+    pub fn add<I, S>(&mut self, frames: I, weight: Weight)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let ids: Vec<FrameId> = frames
+            .into_iter()
+            .map(|f| self.intern(f.as_ref()))
+            .collect();
+        self.add_ids(ids, weight);
+    }
+
+    /// Adds `weight` to the stack of interned frame ids (root first).
+    pub fn add_ids(&mut self, ids: impl Into<Box<[FrameId]>>, weight: Weight) {
+        let ids = ids.into();
+        if ids.is_empty() {
+            return;
+        }
+        *self.stacks.entry(ids).or_default() += weight;
+    }
+
+    /// Number of distinct stacks.
+    pub fn len(&self) -> usize {
+        self.stacks.len()
+    }
+
+    /// Whether the profile holds no stack.
+    pub fn is_empty(&self) -> bool {
+        self.stacks.is_empty()
+    }
+
+    /// The sum of all weights.
+    pub fn total(&self) -> Weight {
+        self.stacks
+            .values()
+            .fold(Weight::default(), |acc, w| acc + *w)
+    }
+
+    /// Every stack as interned ids, root first, with its weight; in no particular order.
+    pub fn stack_ids(&self) -> impl Iterator<Item = (&[FrameId], Weight)> + '_ {
+        self.stacks.iter().map(|(k, w)| (&k[..], *w))
+    }
+
+    /// Every stack as frame names, root first, with its weight; in no particular order.
+    pub fn stacks(&self) -> impl Iterator<Item = (Vec<&str>, Weight)> + '_ {
+        self.stacks
+            .iter()
+            .map(|(k, w)| (k.iter().map(|&id| self.name(id)).collect(), *w))
+    }
+
+    /// Every stack as one folded line (`a;b;c`), with its weight, sorted by the line.
+    pub fn folded_lines(&self) -> Vec<(String, Weight)> {
+        let mut lines: Vec<(String, Weight)> = self
+            .stacks
+            .iter()
+            .map(|(k, w)| (self.join(k), *w))
+            .collect();
+        lines.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        lines
+    }
+
+    fn join(&self, ids: &[FrameId]) -> String {
+        let mut s = String::new();
+        for (i, &id) in ids.iter().enumerate() {
+            if i > 0 {
+                s.push(';');
+            }
+            s.push_str(self.name(id));
+        }
+        s
+    }
+
+    /// Adds every stack of `other` to this profile, with its loss and skip counts.
+    pub fn merge(&mut self, other: &Profile) {
+        for (ids, w) in other.stack_ids() {
+            let mine: Vec<FrameId> = ids.iter().map(|&id| self.intern(other.name(id))).collect();
+            self.add_ids(mine, w);
+        }
+        self.bytes_known |= other.bytes_known;
+        self.lost += other.lost;
+        self.skipped += other.skipped;
+    }
+
+    /// A profile whose every frame name is replaced by `f(name)`; each distinct name is passed
+    /// to `f` once, which makes this the cheap place to demangle.
+    pub fn map_frames<'a>(&'a self, mut f: impl FnMut(&'a str) -> Cow<'a, str>) -> Profile {
+        let mut out = self.empty_like();
+        let mapping: Vec<FrameId> = self.names.iter().map(|n| out.intern(&f(n))).collect();
+        for (ids, w) in self.stack_ids() {
+            let new: Vec<FrameId> = ids.iter().map(|&id| mapping[id as usize]).collect();
+            out.add_ids(new, w);
+        }
+        out
+    }
+
+    /// A profile whose every stack is rewritten by `f`, which gets the frame names root first
+    /// and may change, add or remove frames. Stacks that become equal are merged; stacks that
+    /// become empty are dropped.
+    pub fn map_stacks(&self, mut f: impl FnMut(&mut Vec<String>)) -> Profile {
+        let mut out = self.empty_like();
+        let mut buf: Vec<String> = Vec::new();
+        for (ids, w) in self.stack_ids() {
+            buf.clear();
+            buf.extend(ids.iter().map(|&id| self.name(id).to_owned()));
+            f(&mut buf);
+            out.add(buf.iter(), w);
+        }
+        out
+    }
+
+    /// A profile with only the stacks for which `keep(frames, weight)` is true.
+    pub fn filter(&self, mut keep: impl FnMut(&[&str], Weight) -> bool) -> Profile {
+        let mut out = self.empty_like();
+        for (frames, w) in self.stacks() {
+            if keep(&frames, w) {
+                out.add(frames, w);
+            }
+        }
+        out
+    }
+
+    fn empty_like(&self) -> Profile {
+        Profile {
+            bytes_known: self.bytes_known,
+            lost: self.lost,
+            skipped: self.skipped,
+            ..Profile::default()
+        }
+    }
+
+    /// Writes the profile as FlameGraph folded text, one `frame;…;leaf COUNT` line per stack,
+    /// sorted, with the count of `kind`. Stacks whose count is 0 are left out.
+    pub fn write_folded(&self, mut w: impl Write, kind: WeightKind) -> std::io::Result<()> {
+        for (line, weight) in self.folded_lines() {
+            let n = weight.get(kind);
+            if n > 0 {
+                writeln!(w, "{line} {n}")?;
+            }
+        }
+        w.flush()
+    }
+
+    /// Reads FlameGraph folded text (`frame;…;leaf COUNT` per line). Counts go to `kind`; when
+    /// that is bytes, the allocation counts are unknown and left at 0. `file` names the input in
+    /// errors. Blank lines are ignored; any other line without a stack and a whole-number count
+    /// is an error naming the file and line.
+    pub fn read_folded(reader: impl BufRead, file: &str, kind: WeightKind) -> Result<Profile> {
+        let mut p = Profile {
+            bytes_known: kind == WeightKind::Bytes,
+            ..Profile::default()
+        };
+        let mut ids: Vec<FrameId> = Vec::new();
+        for (i, line) in reader.split(b'\n').enumerate() {
+            let lineno = i + 1;
+            let line = line.map_err(|e| Error::io(file, e))?;
+            let line = std::str::from_utf8(&line).map_err(|_| Error::Parse {
+                file: file.to_owned(),
+                line: lineno,
+                message: "not valid UTF-8 text; expected `frame;frame;… COUNT`".into(),
+            })?;
+            let line = line.trim_end_matches(['\r', '\n', ' ', '\t']);
+            if line.trim().is_empty() {
+                continue;
+            }
+            let (stack, count) = parse_folded_line(line).ok_or_else(|| Error::Parse {
+                file: file.to_owned(),
+                line: lineno,
+                message: format!(
+                    "expected `frame;frame;… COUNT` (a stack, a space, a whole number), found `{}`",
+                    shorten(line, 80)
+                ),
+            })?;
+            ids.clear();
+            for frame in stack.split(';') {
+                ids.push(p.intern(frame));
+            }
+            let weight = match kind {
+                WeightKind::Allocations => Weight::new(count, 0),
+                WeightKind::Bytes => Weight::new(0, count),
+            };
+            p.add_ids(ids.as_slice(), weight);
+        }
+        Ok(p)
+    }
+}
+
+/// Splits a folded line into its stack and count, or `None` if it is not one.
+pub(crate) fn parse_folded_line(line: &str) -> Option<(&str, u64)> {
+    let (stack, count) = line.rsplit_once(' ')?;
+    let stack = stack.trim_end();
+    if stack.is_empty() || count.is_empty() || !count.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((stack, count.parse().ok()?))
+}
+
+/// At most `max` characters of `s`, with an ellipsis when cut.
+pub(crate) fn shorten(s: &str, max: usize) -> Cow<'_, str> {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => Cow::Owned(format!("{}…", &s[..i])),
+        None => Cow::Borrowed(s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folded_round_trip_and_merge() {
+        let text = "p;main;malloc 3\np;main;calloc 2\n\np;main;malloc 1\n";
+        let p = Profile::read_folded(text.as_bytes(), "t", WeightKind::Allocations).unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(p.total().allocs, 6);
+        let mut out = Vec::new();
+        p.write_folded(&mut out, WeightKind::Allocations).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "p;main;calloc 2\np;main;malloc 4\n"
+        );
+        let mut q = p.clone();
+        q.merge(&p);
+        assert_eq!(q.total().allocs, 12);
+    }
+
+    #[test]
+    fn malformed_line_names_file_and_line() {
+        let err = Profile::read_folded(
+            "a;b 1\nno count here\n".as_bytes(),
+            "x.folded",
+            WeightKind::Allocations,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("x.folded:2: expected"), "{err}");
+    }
+
+    #[test]
+    fn map_frames_and_stacks() {
+        let mut p = Profile::new();
+        p.add(["p", "_ZN3foo3barEv", "malloc"], Weight::new(1, 8));
+        p.add(["p", "x", "malloc"], Weight::new(2, 16));
+        let q = p.map_frames(|f| {
+            if f == "x" {
+                "_ZN3foo3barEv".into()
+            } else {
+                f.into()
+            }
+        });
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.total(), Weight::new(3, 24));
+        let r = q.map_stacks(|s| s.retain(|f| f != "malloc"));
+        assert_eq!(r.folded_lines()[0].0, "p;_ZN3foo3barEv");
+    }
+}

@@ -1,0 +1,308 @@
+//! The library API for backends: an [`EventSource`] is told the [`Target`], the probes and the
+//! [`RecordOptions`], runs, and hands aggregated [`RawStack`]s to a [`StackSink`]. It reports
+//! what it lost. It never renders or demangles: the core does that for every backend alike.
+//!
+//! A custom backend in a few lines (the `custom_backend` example runs a fuller one):
+//!
+//! ```
+//! use allocflame_core::source::*;
+//! use allocflame_core::{Result, Weight};
+//!
+//! struct Fixed;
+//! impl EventSource for Fixed {
+//!     fn name(&self) -> &'static str { "fixed" }
+//!     fn record(&mut self, _t: &Target, o: &RecordOptions, sink: &mut dyn StackSink) -> Result<RecordReport> {
+//!         sink.add(RawStack {
+//!             pid: 1, comm: "demo".into(), probe: 0,
+//!             frames: vec![RawFrame::symbol("malloc"), RawFrame::symbol("main")],
+//!             weight: Weight::new(5, 80),
+//!         });
+//!         Ok(RecordReport::new(self.name(), o.probes.len()))
+//!     }
+//! }
+//! let opts = RecordOptions::default();
+//! let mut collector = Collector::new(&opts.probes);
+//! let report = Fixed.record(&Target::spawn(["demo"]), &opts, &mut collector).unwrap();
+//! let profile = collector.finish();
+//! assert_eq!(report.backend, "fixed");
+//! assert_eq!(profile.folded_lines()[0].0, "demo;main;malloc");
+//! ```
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+use crate::probes::{catalog, Platform, Probe};
+use crate::profile::{Profile, Weight};
+use crate::Result;
+
+/// What to profile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Start this program (argv[0] is looked up in `PATH`) and record until it exits.
+    Spawn {
+        /// The program and its arguments.
+        argv: Vec<OsString>,
+    },
+    /// Record a running process, which keeps running afterwards.
+    Attach {
+        /// Its process id.
+        pid: u32,
+        /// How long to record; `None` records until the process exits or the user stops.
+        duration: Option<Duration>,
+    },
+}
+
+impl Target {
+    /// A target that spawns `argv`.
+    pub fn spawn<I, S>(argv: I) -> Target
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        Target::Spawn {
+            argv: argv.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// A short description for titles and messages: the program name or `pid N`.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Spawn { argv } => argv
+                .first()
+                .map(|a| {
+                    Path::new(a)
+                        .file_name()
+                        .unwrap_or(a)
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .unwrap_or_default(),
+            Target::Attach { pid, .. } => format!("pid {pid}"),
+        }
+    }
+}
+
+/// How to record. Construct with `Default` and set what differs.
+#[derive(Clone, Debug)]
+pub struct RecordOptions {
+    /// The probed functions. Default is the platform's [`catalog`].
+    pub probes: Vec<Probe>,
+    /// Whether to collect call stacks; `false` only counts (`allocflame count`). Default is `true`.
+    pub stacks: bool,
+    /// Whether to follow forked children and the images they exec. Default is `true`.
+    pub follow_children: bool,
+    /// The deepest stack kept, in frames. Default is 256.
+    pub max_depth: usize,
+    /// Set by the caller (a Ctrl-C handler) to end the recording early; the backend then stops,
+    /// releases everything and still hands over what it collected. Default is a fresh flag.
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Default for RecordOptions {
+    fn default() -> Self {
+        RecordOptions {
+            probes: catalog(Platform::current()),
+            stacks: true,
+            follow_children: true,
+            max_depth: 256,
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+impl RecordOptions {
+    /// Whether the caller asked the recording to end.
+    pub fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// One frame as a backend saw it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RawFrame {
+    /// Already symbolized (DTrace gives `module` and `symbol`).
+    Symbol {
+        /// The module (`libsystem_malloc.dylib`), if known.
+        module: Option<Arc<str>>,
+        /// The symbol, possibly mangled.
+        name: Arc<str>,
+    },
+    /// An address normalized to a file and an offset in it, captured while the process lived,
+    /// so that symbolization works after it exits.
+    File {
+        /// The ELF (or Mach-O) file mapped at the address.
+        path: Arc<Path>,
+        /// The offset of the address in that file.
+        offset: u64,
+    },
+    /// An address in no file (JIT code, an unmapped page).
+    Address(u64),
+}
+
+impl RawFrame {
+    /// A symbolized frame without a module.
+    pub fn symbol(name: &str) -> RawFrame {
+        RawFrame::Symbol {
+            module: None,
+            name: name.into(),
+        }
+    }
+}
+
+/// Aggregated allocations of one (process, probe, stack).
+#[derive(Clone, Debug)]
+pub struct RawStack {
+    /// The process id.
+    pub pid: u32,
+    /// The process name, the root frame of the stack.
+    pub comm: String,
+    /// Index of the probe in [`RecordOptions::probes`].
+    pub probe: usize,
+    /// The frames, **leaf first** (the allocator, then its caller, …), as unwinders yield them.
+    pub frames: Vec<RawFrame>,
+    /// Allocations and bytes.
+    pub weight: Weight,
+}
+
+/// Where a backend hands what it recorded.
+pub trait StackSink {
+    /// Adds one aggregated stack. The same stack may be added more than once; weights add up.
+    fn add(&mut self, stack: RawStack);
+    /// Reports `n` allocation events that were lost (ring buffer overrun, map full, …).
+    fn lost(&mut self, n: u64);
+}
+
+/// Per-probe totals and what a recording lost, returned by [`EventSource::record`].
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RecordReport {
+    /// The backend that ran.
+    pub backend: &'static str,
+    /// Totals per probe, in the order of [`RecordOptions::probes`].
+    pub per_probe: Vec<Weight>,
+    /// Events lost, counted by the backend. 0 means the counts are exact.
+    pub lost: u64,
+    /// The exit code of a spawned target, or 128 + signal number if it was killed.
+    pub exit_code: Option<i32>,
+    /// Whether the recording ended early (Ctrl-C, the target vanished) and the results are partial.
+    pub interrupted: bool,
+    /// Things the user should know (a probe whose library was not loaded, …).
+    pub notes: Vec<String>,
+}
+
+impl RecordReport {
+    /// An empty report for `probes` probes.
+    pub fn new(backend: &'static str, probes: usize) -> Self {
+        RecordReport {
+            backend,
+            per_probe: vec![Weight::default(); probes],
+            ..Default::default()
+        }
+    }
+
+    /// The sum over all probes.
+    pub fn total(&self) -> Weight {
+        self.per_probe
+            .iter()
+            .fold(Weight::default(), |acc, w| acc + *w)
+    }
+}
+
+/// A source of allocation events: the one entry shape of every backend.
+pub trait EventSource {
+    /// A short name (`perf`, `ebpf`, `dtrace`, …).
+    fn name(&self) -> &'static str;
+
+    /// Records `target` with `options`, handing stacks to `sink`. On an error after events were
+    /// collected, the backend must first hand over what it has, so nothing is lost.
+    fn record(
+        &mut self,
+        target: &Target,
+        options: &RecordOptions,
+        sink: &mut dyn StackSink,
+    ) -> Result<RecordReport>;
+}
+
+/// A [`StackSink`] that aggregates raw stacks and turns them into a [`Profile`], symbolizing
+/// file-relative addresses on the way.
+pub struct Collector {
+    stacks: FxHashMap<(String, Vec<RawFrame>), Weight>,
+    lost: u64,
+    bytes_known: bool,
+}
+
+impl Collector {
+    /// A collector for a recording with `probes`.
+    pub fn new(_probes: &[Probe]) -> Self {
+        Collector {
+            stacks: FxHashMap::default(),
+            lost: 0,
+            bytes_known: false,
+        }
+    }
+
+    /// Events lost so far.
+    pub fn lost_so_far(&self) -> u64 {
+        self.lost
+    }
+
+    /// The total weight collected so far.
+    pub fn total(&self) -> Weight {
+        self.stacks
+            .values()
+            .fold(Weight::default(), |acc, w| acc + *w)
+    }
+
+    /// Symbolizes every stack and builds the profile.
+    pub fn finish(self) -> Profile {
+        let mut files: FxHashMap<PathBuf, Vec<u64>> = FxHashMap::default();
+        for (_, frames) in self.stacks.keys() {
+            for f in frames {
+                if let RawFrame::File { path, offset } = f {
+                    files.entry(path.to_path_buf()).or_default().push(*offset);
+                }
+            }
+        }
+        let names = crate::symbolize::symbolize_files(files);
+        let mut profile = Profile::new();
+        profile.lost = self.lost;
+        profile.bytes_known = self.bytes_known;
+        let mut out: Vec<String> = Vec::new();
+        for ((root, frames), w) in self.stacks {
+            out.clear();
+            out.push(root.clone());
+            for f in frames.iter().rev() {
+                match f {
+                    RawFrame::Symbol { name, .. } => out.push(name.to_string()),
+                    RawFrame::File { path, offset } => {
+                        match names.get(&(path.to_path_buf(), *offset)) {
+                            Some(syms) => out.extend(syms.iter().cloned()),
+                            None => out.push(crate::symbolize::unknown_frame(path, *offset)),
+                        }
+                    }
+                    RawFrame::Address(a) => out.push(format!("[unknown {a:#x}]")),
+                }
+            }
+            profile.add(out.iter(), w);
+        }
+        profile
+    }
+}
+
+impl StackSink for Collector {
+    fn add(&mut self, stack: RawStack) {
+        if stack.weight.bytes > 0 {
+            self.bytes_known = true;
+        }
+        *self.stacks.entry((stack.comm, stack.frames)).or_default() += stack.weight;
+    }
+
+    fn lost(&mut self, n: u64) {
+        self.lost += n;
+    }
+}

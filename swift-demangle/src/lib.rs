@@ -1,0 +1,1 @@
+//! A memory-safe Swift demangler (work in progress).

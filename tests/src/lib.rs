@@ -1,0 +1,1 @@
+//! Helpers for the end-to-end tests: building test programs, running them, reading results.
