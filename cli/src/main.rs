@@ -1,2 +1,51 @@
-//! The `allocflame` command.
-fn main() {}
+//! The `allocflame` command: where does a program allocate heap memory?
+
+mod cmd_demangle;
+mod cmd_diff;
+mod cmd_record;
+mod cmd_render;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Where does my program allocate? Exact allocation counts and allocation flame graphs.
+#[derive(Parser, Debug)]
+#[command(name = "allocflame", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Record a program's (or a running process's) allocations and draw a flame graph.
+    Record(cmd_record::RecordArgs),
+    /// Count allocation calls and bytes per allocation function, without stacks.
+    Count(cmd_record::CountArgs),
+    /// Turn a capture (perf script, DTrace output, folded stacks) into a flame graph.
+    Render(cmd_render::RenderArgs),
+    /// Draw a differential flame graph of two captures and list what grew and shrank.
+    Diff(cmd_diff::DiffArgs),
+    /// Demangle Swift, C++ and Rust names in text read from stdin (like `swift demangle`, `c++filt`).
+    Demangle(cmd_demangle::DemangleArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Record(a) => cmd_record::run_record(a),
+        Command::Count(a) => cmd_record::run_count(a),
+        Command::Render(a) => cmd_render::run(a),
+        Command::Diff(a) => cmd_diff::run(a),
+        Command::Demangle(a) => cmd_demangle::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("allocflame: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

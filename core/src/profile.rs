@@ -97,7 +97,9 @@ pub type FrameId = u32;
 pub struct Profile {
     names: Vec<Box<str>>,
     index: FxHashMap<Box<str>, FrameId>,
-    stacks: FxHashMap<Box<[FrameId]>, Weight>,
+    /// Stacks in order of first appearance (flame charts need it), found through `stack_index`.
+    stacks: Vec<(Box<[FrameId]>, Weight)>,
+    stack_index: FxHashMap<Box<[FrameId]>, usize>,
     /// Whether the stacks carry byte totals (the capture recorded sizes). Default is `false`.
     pub bytes_known: bool,
     /// Allocation events the source reported as lost (never silently dropped). Default is 0.
@@ -148,7 +150,13 @@ impl Profile {
         if ids.is_empty() {
             return;
         }
-        *self.stacks.entry(ids).or_default() += weight;
+        match self.stack_index.get(&ids) {
+            Some(&i) => self.stacks[i].1 += weight,
+            None => {
+                self.stack_index.insert(ids.clone(), self.stacks.len());
+                self.stacks.push((ids, weight));
+            }
+        }
     }
 
     /// Number of distinct stacks.
@@ -164,16 +172,16 @@ impl Profile {
     /// The sum of all weights.
     pub fn total(&self) -> Weight {
         self.stacks
-            .values()
-            .fold(Weight::default(), |acc, w| acc + *w)
+            .iter()
+            .fold(Weight::default(), |acc, (_, w)| acc + *w)
     }
 
-    /// Every stack as interned ids, root first, with its weight; in no particular order.
+    /// Every stack as interned ids, root first, with its weight, in order of first appearance.
     pub fn stack_ids(&self) -> impl Iterator<Item = (&[FrameId], Weight)> + '_ {
         self.stacks.iter().map(|(k, w)| (&k[..], *w))
     }
 
-    /// Every stack as frame names, root first, with its weight; in no particular order.
+    /// Every stack as frame names, root first, with its weight, in order of first appearance.
     pub fn stacks(&self) -> impl Iterator<Item = (Vec<&str>, Weight)> + '_ {
         self.stacks
             .iter()
@@ -182,13 +190,17 @@ impl Profile {
 
     /// Every stack as one folded line (`a;b;c`), with its weight, sorted by the line.
     pub fn folded_lines(&self) -> Vec<(String, Weight)> {
-        let mut lines: Vec<(String, Weight)> = self
-            .stacks
-            .iter()
-            .map(|(k, w)| (self.join(k), *w))
-            .collect();
+        let mut lines = self.folded_lines_in_order();
         lines.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         lines
+    }
+
+    /// Every stack as one folded line, in order of first appearance.
+    pub fn folded_lines_in_order(&self) -> Vec<(String, Weight)> {
+        self.stacks
+            .iter()
+            .map(|(k, w)| (self.join(k), *w))
+            .collect()
     }
 
     fn join(&self, ids: &[FrameId]) -> String {

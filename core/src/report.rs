@@ -1,1 +1,180 @@
-//! Reports.
+//! The summary every command prints: totals and the top functions by self and total weight.
+
+use std::fmt;
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+use crate::profile::{FrameId, Profile, Weight};
+
+/// A function with its weight and share of the total allocations.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct FunctionWeight {
+    /// The frame name.
+    pub function: String,
+    /// Allocation calls.
+    pub allocs: u64,
+    /// Bytes (0 when unknown).
+    pub bytes: u64,
+    /// Share of all allocation calls, in percent.
+    pub percent: f64,
+}
+
+/// Totals and the top functions of a profile.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// All allocation calls.
+    pub allocations: u64,
+    /// All bytes, when the capture carries sizes.
+    pub bytes: Option<u64>,
+    /// Number of distinct stacks.
+    pub stacks: usize,
+    /// Events lost while recording (0: the counts are exact).
+    pub lost: u64,
+    /// Input records an importer could not use.
+    pub skipped: u64,
+    /// Functions that allocated directly (leaf frames), heaviest first.
+    pub top_self: Vec<FunctionWeight>,
+    /// Functions on the stack of an allocation (each counted once per stack), heaviest first.
+    pub top_total: Vec<FunctionWeight>,
+}
+
+impl Summary {
+    /// The summary of `profile`, with `top` functions in each list.
+    pub fn new(profile: &Profile, top: usize) -> Summary {
+        let total = profile.total();
+        let mut selfw: FxHashMap<FrameId, Weight> = FxHashMap::default();
+        let mut totalw: FxHashMap<FrameId, Weight> = FxHashMap::default();
+        let mut seen: Vec<FrameId> = Vec::new();
+        for (ids, w) in profile.stack_ids() {
+            if let Some(&leaf) = ids.last() {
+                *selfw.entry(leaf).or_default() += w;
+            }
+            seen.clear();
+            for &id in ids {
+                if !seen.contains(&id) {
+                    seen.push(id);
+                    *totalw.entry(id).or_default() += w;
+                }
+            }
+        }
+        let rank = |m: FxHashMap<FrameId, Weight>| -> Vec<FunctionWeight> {
+            let mut v: Vec<(FrameId, Weight)> = m.into_iter().collect();
+            v.sort_by(|a, b| {
+                (b.1.allocs, b.1.bytes)
+                    .cmp(&(a.1.allocs, a.1.bytes))
+                    .then_with(|| profile.name(a.0).cmp(profile.name(b.0)))
+            });
+            v.truncate(top);
+            v.into_iter()
+                .map(|(id, w)| FunctionWeight {
+                    function: profile.name(id).to_owned(),
+                    allocs: w.allocs,
+                    bytes: w.bytes,
+                    percent: if total.allocs == 0 {
+                        0.0
+                    } else {
+                        100.0 * w.allocs as f64 / total.allocs as f64
+                    },
+                })
+                .collect()
+        };
+        Summary {
+            allocations: total.allocs,
+            bytes: profile.bytes_known.then_some(total.bytes),
+            stacks: profile.len(),
+            lost: profile.lost,
+            skipped: profile.skipped,
+            top_self: rank(selfw),
+            top_total: rank(totalw),
+        }
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "allocations: {}", self.allocations)?;
+        if let Some(b) = self.bytes {
+            write!(f, "  bytes: {b} ({})", human_bytes(b))?;
+        }
+        writeln!(f, "  stacks: {}", self.stacks)?;
+        if self.lost > 0 {
+            writeln!(
+                f,
+                "LOST: {} events were lost; the counts above are incomplete",
+                self.lost
+            )?;
+        }
+        if self.skipped > 0 {
+            writeln!(
+                f,
+                "skipped: {} input records could not be used",
+                self.skipped
+            )?;
+        }
+        for (title, list) in [
+            ("by self (allocated directly)", &self.top_self),
+            ("by total (on the stack)", &self.top_total),
+        ] {
+            writeln!(f, "\ntop functions {title}:")?;
+            let with_bytes = self.bytes.is_some();
+            if with_bytes {
+                writeln!(
+                    f,
+                    "{:>12} {:>7} {:>12}  function",
+                    "allocations", "%", "bytes"
+                )?;
+            } else {
+                writeln!(f, "{:>12} {:>7}  function", "allocations", "%")?;
+            }
+            for fw in list {
+                if with_bytes {
+                    writeln!(
+                        f,
+                        "{:>12} {:>6.2}% {:>12}  {}",
+                        fw.allocs, fw.percent, fw.bytes, fw.function
+                    )?;
+                } else {
+                    writeln!(f, "{:>12} {:>6.2}%  {}", fw.allocs, fw.percent, fw.function)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `1536` → `1.5 KiB`.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_and_total() {
+        let mut p = Profile::new();
+        p.add(["p", "main", "a", "malloc"], Weight::new(6, 0));
+        p.add(["p", "main", "b", "calloc"], Weight::new(4, 0));
+        p.add(["p", "main", "r", "r", "malloc"], Weight::new(1, 0));
+        let s = Summary::new(&p, 10);
+        assert_eq!(s.allocations, 11);
+        assert_eq!(s.top_self[0].function, "malloc");
+        assert_eq!(s.top_self[0].allocs, 7);
+        let r = s.top_total.iter().find(|f| f.function == "r").unwrap();
+        assert_eq!(r.allocs, 1, "recursion counted once per stack");
+        assert_eq!(s.top_total[0].allocs, 11);
+    }
+}

@@ -1,0 +1,216 @@
+//! What every command that produces a profile shares: demangle, prettify, render, summarize.
+
+use std::path::{Path, PathBuf};
+
+use allocflame_core::demangle::{demangle_profile, DemangleOptions};
+use allocflame_core::prettify::Rules;
+use allocflame_core::render::{self, RenderOptions};
+use allocflame_core::report::Summary;
+use allocflame_core::{Profile, WeightKind};
+use anyhow::Context;
+use std::io::Write as _;
+
+/// What a flame graph's widths stand for.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WeightArg {
+    /// Number of allocation calls.
+    #[default]
+    Allocations,
+    /// Bytes requested.
+    Bytes,
+}
+
+impl From<WeightArg> for WeightKind {
+    fn from(w: WeightArg) -> Self {
+        match w {
+            WeightArg::Allocations => WeightKind::Allocations,
+            WeightArg::Bytes => WeightKind::Bytes,
+        }
+    }
+}
+
+/// Output options shared by `record` and `render`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct OutputArgs {
+    /// Write the flame graph SVG to this file [default: <name>.svg in the current directory].
+    #[arg(short = 'o', long = "output", value_name = "SVG")]
+    pub svg: Option<PathBuf>,
+    /// Also write the folded stacks (FlameGraph format) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub folded: Option<PathBuf>,
+    /// Print the summary as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Apply the built-in prettify rules (drop `specialized `, fold swift_allocObject→malloc into `A`).
+    #[arg(long)]
+    pub prettify: bool,
+    /// Apply prettify rules from FILE (see README, "Prettify rules"); may be given more than once.
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
+    /// What the widths stand for.
+    #[arg(long, value_enum, default_value_t = WeightArg::Allocations)]
+    pub weight: WeightArg,
+    /// Draw a flame chart (stacks in order of first appearance) instead of a flame graph.
+    #[arg(long)]
+    pub flamechart: bool,
+    /// Width of the SVG in pixels [default: 1200].
+    #[arg(long, value_name = "PIXELS")]
+    pub width: Option<usize>,
+    /// Title of the flame graph [default: names the program].
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Leave mangled names as they are.
+    #[arg(long)]
+    pub no_demangle: bool,
+    /// Print Swift names in full (as `swift demangle`), not simplified.
+    #[arg(long)]
+    pub full_names: bool,
+    /// How many functions the summary lists.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub top: usize,
+}
+
+impl OutputArgs {
+    /// The core's rendering options for a graph about `program`.
+    pub fn render_options(&self, program: &str) -> RenderOptions {
+        RenderOptions {
+            title: Some(
+                self.title
+                    .clone()
+                    .unwrap_or_else(|| default_title(program, self.weight.into())),
+            ),
+            weight: self.weight.into(),
+            flamechart: self.flamechart,
+            width: self.width,
+            ..RenderOptions::default()
+        }
+    }
+
+    /// Demangles and prettifies `profile` as these options say.
+    pub fn transform(&self, profile: Profile) -> anyhow::Result<Profile> {
+        let profile = if self.no_demangle {
+            profile
+        } else {
+            demangle_profile(
+                &profile,
+                &DemangleOptions {
+                    simplified: !self.full_names,
+                },
+            )
+        };
+        let mut rules = Rules::default();
+        if self.prettify {
+            rules.extend(Rules::builtin());
+        }
+        for path in &self.rules {
+            rules.extend(Rules::read(path).with_context(|| "reading prettify rules".to_string())?);
+        }
+        Ok(if rules.is_empty() {
+            profile
+        } else {
+            rules.apply(&profile)
+        })
+    }
+}
+
+/// "Allocations of PROGRAM" or "Bytes allocated by PROGRAM".
+pub fn default_title(program: &str, weight: WeightKind) -> String {
+    match weight {
+        WeightKind::Allocations => format!("Allocations of {program}"),
+        WeightKind::Bytes => format!("Bytes allocated by {program}"),
+    }
+}
+
+/// The SVG path used when `-o` is not given: `<name>.svg` in the current directory.
+pub fn default_svg(name: &str) -> PathBuf {
+    let stem: String = name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    PathBuf::from(format!(
+        "{}.svg",
+        if stem.is_empty() { "allocflame" } else { &stem }
+    ))
+}
+
+/// Transforms `profile`, writes the folded file and the SVG, and prints the summary.
+/// `program` names the profiled program (title); `default_name` gives the SVG name when `-o`
+/// is not given. Outputs are written before an empty profile is reported, so nothing collected
+/// is lost; an empty profile is an error that says why it may be empty.
+pub fn emit(
+    profile: Profile,
+    args: &OutputArgs,
+    program: &str,
+    default_name: &str,
+) -> anyhow::Result<Summary> {
+    let profile = args.transform(profile)?;
+    let weight: WeightKind = args.weight.into();
+    if weight == WeightKind::Bytes && !profile.bytes_known && !profile.is_empty() {
+        anyhow::bail!("--weight bytes: this capture carries no allocation sizes (record with allocflame, or add size arguments to the probes)");
+    }
+    if let Some(path) = &args.folded {
+        write_atomically(path, |w| profile.write_folded(w, weight))?;
+        eprintln!("allocflame: wrote folded stacks to {}", path.display());
+    }
+    let summary = Summary::new(&profile, args.top);
+    if profile.total().get(weight) == 0 {
+        anyhow::bail!(allocflame_core::Error::Empty {
+            hint: "the capture holds no allocation events; check that the program ran, that the right process was chosen, and that the probes match its allocator".into()
+        });
+    }
+    let svg = args
+        .svg
+        .clone()
+        .unwrap_or_else(|| default_svg(default_name));
+    let options = args.render_options(program);
+    let mut buf = Vec::new();
+    render::flamegraph(&profile, &options, &mut buf)?;
+    write_atomically(&svg, |w| w.write_all(&buf))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{summary}");
+    }
+    eprintln!("allocflame: wrote flame graph to {}", svg.display());
+    Ok(summary)
+}
+
+/// Writes `path` through a temporary file beside it, so a failure never leaves a half-written
+/// output that looks complete.
+pub fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .with_context(|| format!("{}: not a file path", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| -> std::io::Result<()> {
+        let file = std::fs::File::create(&tmp)?;
+        let mut w = std::io::BufWriter::new(file);
+        write(&mut w)?;
+        w.flush()?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
