@@ -25,3 +25,10 @@ impl EventSource for DtraceSource {
         ))
     }
 }
+
+/// The D script and the `dtrace` command line that a recording of `target` with `options`
+/// would run, as text for `--dry-run`. Works on every platform.
+pub fn dry_run(target: &Target, options: &RecordOptions) -> String {
+    let _ = (target, options);
+    String::from("(the DTrace backend is not available yet)\n")
+}
