@@ -1,18 +1,140 @@
-//! `allocflame diff`.
+//! `allocflame diff`: what changed between two captures.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::output::OutputArgs;
+use allocflame_core::render;
+use allocflame_core::report::{diff_stacks, StackChange};
+use allocflame_core::WeightKind;
+use serde::Serialize;
+
+use crate::cmd_render::{load, program_name, stem, FormatArg};
+use crate::output::{write_atomically, OutputArgs};
 
 /// Arguments of `allocflame diff`.
 #[derive(clap::Args, Debug)]
 pub struct DiffArgs {
+    /// The format of both captures [default: guessed from each one's content].
+    #[arg(long, value_enum)]
+    pub from: Option<FormatArg>,
+    /// The capture before the change.
+    #[arg(value_name = "BEFORE")]
+    pub before: PathBuf,
+    /// The capture after the change.
+    #[arg(value_name = "AFTER")]
+    pub after: PathBuf,
+    /// Scale BEFORE to AFTER's total first, to compare shapes rather than amounts.
+    #[arg(long)]
+    pub normalize: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }
 
+#[derive(Serialize)]
+struct DiffReport<'a> {
+    before_total: u64,
+    after_total: u64,
+    weight: WeightKind,
+    grew: &'a [StackChange],
+    shrank: &'a [StackChange],
+}
+
 /// Runs `allocflame diff`.
 pub fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("not implemented yet")
+    let weight: WeightKind = args.output.weight.into();
+    let before = args
+        .output
+        .transform(load(&args.before, args.from, weight)?)?;
+    let after = args
+        .output
+        .transform(load(&args.after, args.from, weight)?)?;
+    let after_stem = stem(&args.after);
+    let program = program_name(&after, &after_stem);
+    let (bt, at) = (before.total().get(weight), after.total().get(weight));
+    if bt == 0 && at == 0 {
+        anyhow::bail!(allocflame_core::Error::Empty {
+            hint: "both captures are empty".into()
+        });
+    }
+    let before = if args.normalize && bt > 0 {
+        before.scaled(at as f64 / bt as f64)
+    } else {
+        before
+    };
+    let changes = diff_stacks(&before, &after, weight);
+    let grew: Vec<StackChange> = changes
+        .iter()
+        .filter(|c| c.delta > 0)
+        .take(args.output.top)
+        .cloned()
+        .collect();
+    let shrank: Vec<StackChange> = changes
+        .iter()
+        .rev()
+        .filter(|c| c.delta < 0)
+        .take(args.output.top)
+        .cloned()
+        .collect();
+    if let Some(path) = &args.output.folded {
+        write_atomically(path, |w| {
+            use std::io::Write as _;
+            for c in &changes {
+                writeln!(w, "{} {} {}", c.stack, c.before, c.after)?;
+            }
+            Ok(())
+        })?;
+    }
+    let svg = args
+        .output
+        .svg
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{after_stem}-diff.svg")));
+    let mut options = args.output.render_options(&program);
+    if args.output.title.is_none() {
+        options.title = Some(format!(
+            "Change in {} of {program}: {} → {}",
+            weight.count_name(),
+            bt,
+            at
+        ));
+    }
+    let mut buf = Vec::new();
+    render::differential(&before, &after, &options, &mut buf)?;
+    write_atomically(&svg, |w| {
+        use std::io::Write as _;
+        w.write_all(&buf)
+    })?;
+    if args.output.json {
+        let report = DiffReport {
+            before_total: bt,
+            after_total: at,
+            weight,
+            grew: &grew,
+            shrank: &shrank,
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{}: {bt} before, {at} after ({:+})",
+            weight.count_name(),
+            at as i128 - bt as i128
+        );
+        for (title, list) in [("grew most", &grew), ("shrank most", &shrank)] {
+            println!("\nstacks that {title}:");
+            if list.is_empty() {
+                println!("  (none)");
+            }
+            for c in list {
+                println!(
+                    "{:>+12} {:>10} → {:<10} {}",
+                    c.delta, c.before, c.after, c.stack
+                );
+            }
+        }
+    }
+    eprintln!(
+        "allocflame: wrote differential flame graph to {}",
+        svg.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,18 +1,115 @@
-//! `allocflame render`.
+//! `allocflame render`: a capture made with other tools → flame graph, folded stacks, summary.
 
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::output::OutputArgs;
+use allocflame_core::import::{self, Format};
+use allocflame_core::{Profile, WeightKind};
+use anyhow::Context;
+
+use crate::output::{emit, OutputArgs};
+
+/// The capture formats `render` reads.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormatArg {
+    /// `perf script` output (uprobe or any events; `-g` or `--call-graph dwarf` stacks).
+    PerfScript,
+    /// DTrace aggregation output (`@[ustack()] = count()`).
+    Dtrace,
+    /// FlameGraph folded stacks (`frame;frame;leaf COUNT`).
+    Folded,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::PerfScript => Format::PerfScript,
+            FormatArg::Dtrace => Format::Dtrace,
+            FormatArg::Folded => Format::Folded,
+        }
+    }
+}
 
 /// Arguments of `allocflame render`.
 #[derive(clap::Args, Debug)]
 pub struct RenderArgs {
+    /// The format of FILE [default: guessed from its content].
+    #[arg(long, value_enum)]
+    pub from: Option<FormatArg>,
+    /// The capture to read (`-` for stdin); gzip-compressed files are unpacked.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
     #[command(flatten)]
     pub output: OutputArgs,
 }
 
+/// Reads a capture from `path` (`-` is stdin). Folded input read with `weight` bytes takes its
+/// counts as bytes.
+pub fn load(path: &Path, from: Option<FormatArg>, weight: WeightKind) -> anyhow::Result<Profile> {
+    let (bytes, name) = if path.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("cannot read stdin")?;
+        (buf, "<stdin>".to_owned())
+    } else {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        (bytes, path.display().to_string())
+    };
+    let format = from.map(Format::from);
+    let is_folded = match format {
+        Some(f) => f == Format::Folded,
+        None => std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(import::detect)
+            .is_some_and(|f| f == Format::Folded),
+    };
+    let profile = if is_folded && weight == WeightKind::Bytes {
+        Profile::read_folded(&bytes[..], &name, WeightKind::Bytes)?
+    } else {
+        import::read_bytes(&bytes, &name, format)?
+    };
+    if profile.skipped > 0 {
+        eprintln!(
+            "allocflame: {name}: {} records could not be used and were skipped",
+            profile.skipped
+        );
+    }
+    Ok(profile)
+}
+
+/// The program a profile is about: its one root frame, or `fallback` when there are several.
+pub fn program_name(profile: &Profile, fallback: &str) -> String {
+    let mut roots = profile.stacks().filter_map(|(s, _)| s.first().copied());
+    match roots.next() {
+        Some(first) if roots.all(|r| r == first) => first.to_owned(),
+        _ => fallback.to_owned(),
+    }
+}
+
+/// The file name without directories and extension, for titles and default output names.
+pub fn stem(path: &Path) -> String {
+    if path.as_os_str() == "-" {
+        return "stdin".into();
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = name.strip_suffix(".gz").unwrap_or(&name);
+    match name.rsplit_once('.') {
+        Some((s, _)) if !s.is_empty() => s.to_owned(),
+        _ => name.to_owned(),
+    }
+}
+
 /// Runs `allocflame render`.
 pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("not implemented yet")
+    let profile = load(&args.file, args.from, args.output.weight.into())?;
+    let stem = stem(&args.file);
+    let program = program_name(&profile, &stem);
+    emit(profile, &args.output, &program, &stem)?;
+    Ok(ExitCode::SUCCESS)
 }

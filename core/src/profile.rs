@@ -263,6 +263,16 @@ impl Profile {
         out
     }
 
+    /// A profile with every weight multiplied by `factor` and rounded (for normalized diffs).
+    pub fn scaled(&self, factor: f64) -> Profile {
+        let mut out = self.clone();
+        for (_, w) in out.stacks.iter_mut() {
+            w.allocs = (w.allocs as f64 * factor).round() as u64;
+            w.bytes = (w.bytes as f64 * factor).round() as u64;
+        }
+        out
+    }
+
     fn empty_like(&self) -> Profile {
         Profile {
             bytes_known: self.bytes_known,

@@ -143,6 +143,44 @@ impl fmt::Display for Summary {
     }
 }
 
+/// How one stack changed between two profiles.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct StackChange {
+    /// The stack as a folded line (`a;b;c`).
+    pub stack: String,
+    /// Its weight before.
+    pub before: u64,
+    /// Its weight after.
+    pub after: u64,
+    /// `after - before`.
+    pub delta: i64,
+}
+
+/// Every stack of `before` and `after` with its change in `kind`, the largest growth first and
+/// the largest shrinkage last; unchanged stacks are left out.
+pub fn diff_stacks(before: &Profile, after: &Profile, kind: crate::WeightKind) -> Vec<StackChange> {
+    let mut map: FxHashMap<String, (u64, u64)> = FxHashMap::default();
+    for (line, w) in before.folded_lines_in_order() {
+        map.entry(line).or_default().0 += w.get(kind);
+    }
+    for (line, w) in after.folded_lines_in_order() {
+        map.entry(line).or_default().1 += w.get(kind);
+    }
+    let mut v: Vec<StackChange> = map
+        .into_iter()
+        .filter(|(_, (b, a))| a != b)
+        .map(|(stack, (before, after))| StackChange {
+            delta: (after as i128 - before as i128).clamp(i64::MIN as i128, i64::MAX as i128)
+                as i64,
+            stack,
+            before,
+            after,
+        })
+        .collect();
+    v.sort_by(|a, b| b.delta.cmp(&a.delta).then_with(|| a.stack.cmp(&b.stack)));
+    v
+}
+
 /// `1536` → `1.5 KiB`.
 pub fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -162,6 +200,20 @@ pub fn human_bytes(b: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn diff_orders_growth_first() {
+        let mut a = Profile::new();
+        a.add(["p", "x"], Weight::new(5, 0));
+        a.add(["p", "y"], Weight::new(5, 0));
+        let mut b = Profile::new();
+        b.add(["p", "x"], Weight::new(9, 0));
+        b.add(["p", "z"], Weight::new(1, 0));
+        let d = diff_stacks(&a, &b, crate::WeightKind::Allocations);
+        assert_eq!(d.len(), 3);
+        assert_eq!((d[0].stack.as_str(), d[0].delta), ("p;x", 4));
+        assert_eq!((d[2].stack.as_str(), d[2].delta), ("p;y", -5));
+    }
 
     #[test]
     fn self_and_total() {
