@@ -107,6 +107,100 @@ pub fn read_bytes(bytes: &[u8], file: &str, format: Option<Format>) -> Result<Pr
     Ok(profile)
 }
 
+/// Fails when more than 1% of the `total` records of an input were skipped, or when it had
+/// records and every one was skipped; `first_bad` is the line and reason of the first.
+pub(crate) fn check_skipped(
+    file: &str,
+    total: u64,
+    skipped: u64,
+    first_bad: Option<(usize, String)>,
+    what: &str,
+) -> Result<()> {
+    if skipped == 0 || (skipped.saturating_mul(100) <= total && skipped < total) {
+        return Ok(());
+    }
+    let (line, message) = first_bad.unwrap_or((0, String::new()));
+    Err(Error::Parse {
+        file: file.to_owned(),
+        line,
+        message: format!(
+            "{message} ({skipped} of {total} {what} could not be read; more than 1% is treated as a wrong or damaged input)"
+        ),
+    })
+}
+
+/// The length of the `h0123456789abcdef` hash rustc appends to legacy symbol names.
+const RUST_HASH_LEN: usize = 17;
+
+/// Finishes the demangling of a legacy Rust symbol that perf or DTrace left half done
+/// (`std..fs..File$u20$as$u20$...::h0123456789abcdef` → `std::fs::File as ...`), as inferno
+/// and FlameGraph do; other names are returned unchanged.
+pub(crate) fn fix_rust_symbol(symbol: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let n = symbol.len();
+    if n < RUST_HASH_LEN || !symbol.is_char_boundary(n - RUST_HASH_LEN) {
+        return Cow::Borrowed(symbol);
+    }
+    let hash = &symbol[n - RUST_HASH_LEN..];
+    if !hash.starts_with('h') || !hash[1..].bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Cow::Borrowed(symbol);
+    }
+    let mut rest = &symbol[..n - RUST_HASH_LEN];
+    rest = rest.strip_suffix("::").unwrap_or(rest);
+    if rest.starts_with("_$") {
+        rest = &rest[1..];
+    }
+    const ESCAPES: [(&str, &str); 20] = [
+        ("$SP$", "@"),
+        ("$BP$", "*"),
+        ("$RF$", "&"),
+        ("$LT$", "<"),
+        ("$GT$", ">"),
+        ("$LP$", "("),
+        ("$RP$", ")"),
+        ("$C$", ","),
+        ("$u7e$", "~"),
+        ("$u20$", " "),
+        ("$u27$", "'"),
+        ("$u3d$", "="),
+        ("$u5b$", "["),
+        ("$u5d$", "]"),
+        ("$u7b$", "{"),
+        ("$u7d$", "}"),
+        ("$u3b$", ";"),
+        ("$u2b$", "+"),
+        ("$u21$", "!"),
+        ("$u22$", "\""),
+    ];
+    let mut out = String::with_capacity(rest.len());
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix("..") {
+            out.push_str("::");
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix('.') {
+            out.push('.');
+            rest = r;
+        } else if rest.starts_with('$') {
+            match ESCAPES.iter().find(|(from, _)| rest.starts_with(from)) {
+                Some((from, to)) => {
+                    out.push_str(to);
+                    rest = &rest[from.len()..];
+                }
+                None => {
+                    // Not an escape we know: keep the rest as it is.
+                    out.push_str(rest);
+                    break;
+                }
+            }
+        } else {
+            let end = rest.find(['$', '.']).unwrap_or(rest.len());
+            out.push_str(&rest[..end]);
+            rest = &rest[end..];
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Reads a capture file; see [`read_bytes`].
 pub fn read_path(path: &Path, format: Option<Format>) -> Result<Profile> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;

@@ -1,20 +1,593 @@
 //! `perf script` text → [`Profile`].
+//!
+//! Reads the default text output of `perf script` (and the `-F comm,pid,tid,…` variants):
+//! an event header line, then one stack line per frame, leaf first, then a blank line.
+//!
+//! ```text
+//! allocs  6903/6903  [001]   482.267002: probe_libc:malloc: (7fad08569930) size=100
+//!            98930 malloc+0x0 (/usr/lib/x86_64-linux-gnu/libc.so.6)
+//!             11bd level1+0x1b (/tmp/afcap/allocs)
+//!             1211 main+0xd (/tmp/afcap/allocs)
+//! ```
+//!
+//! Rules, chosen so that the folded output equals inferno's `collapse-perf` (and so
+//! FlameGraph's `stackcollapse-perf.pl`) where that makes sense for allocations:
+//! - the process name (`comm`, spaces turned into `_`) is the root frame, optionally with
+//!   `-PID` or `-PID/TID`;
+//! - frame names are tidied like inferno's defaults: `+0x…` offsets dropped, argument lists
+//!   removed (Go method names and C++ `(anonymous namespace)` kept), `;` → `:`, partially
+//!   demangled Rust names fixed, Java `L` prefixes dropped in `java*` processes, `->` inline
+//!   chains split into frames marked `_[i]`, unknown frames named after their module;
+//! - **every event counts**, whatever its name (inferno keeps only the first event type it
+//!   sees, which drops every `calloc` event of a `malloc`+`calloc` recording); set
+//!   [`PerfOptions::event_filter`] or [`PerfOptions::first_event_only`] to narrow;
+//! - events whose name ends in `__return` (what `perf probe 'malloc%return'` creates) are
+//!   function *exits*, not allocations: they are not counted (and not reported as skipped);
+//! - an event's weight is its sample period when perf printed one, else 1;
+//! - a `size=N` field in the event's trace data (a probe defined as
+//!   `perf probe -x libc.so.6 'malloc size=%di:u64'`; decimal or `0x` hex) gives its bytes,
+//!   times `nmemb=N` when that is there too (calloc). [`Profile::bytes_known`] is set only
+//!   when every counted event carried a size;
+//! - an event without stack lines (recorded without `-g`) counts at the process-name root;
+//! - an event whose header or a stack line cannot be read is not counted but added to
+//!   [`Profile::skipped`]; if more than 1% of the events are skipped, parsing fails with an
+//!   [`crate::Error::Parse`] naming the first bad line.
+
+use rustc_hash::FxHashMap;
 
 use crate::error::Result;
-use crate::profile::Profile;
+use crate::profile::{shorten, FrameId, Profile, Weight};
 
-/// Options of the perf importer.
+/// Options of the perf importer. The names and meanings follow inferno's
+/// `collapse::perf::Options` (and `stackcollapse-perf.pl`'s flags).
 #[derive(Clone, Debug, Default)]
-pub struct PerfOptions {}
-
-/// Whether `line` looks like the header line of a `perf script` event.
-pub fn looks_like_event_header(line: &str) -> bool {
-    let _ = line;
-    false
+pub struct PerfOptions {
+    /// Root frame `comm-PID` instead of `comm`. Default is `false`.
+    pub include_pid: bool,
+    /// Root frame `comm-PID/TID` (implies `include_pid`). Default is `false`.
+    pub include_tid: bool,
+    /// Name unsymbolized frames `[module <0xaddr>]` (or `[unknown <addr>]`). Default is `false`.
+    pub include_addrs: bool,
+    /// Mark kernel frames with a `_[k]` suffix. Default is `false`.
+    pub annotate_kernel: bool,
+    /// Mark JIT frames (`/tmp/perf-PID.map`, `jitted-*.so`) with `_[j]`. Default is `false`.
+    pub annotate_jit: bool,
+    /// Only count events with this name (for example `probe_libc:malloc`). Default is `None`:
+    /// every event counts.
+    pub event_filter: Option<String>,
+    /// Only count events with the name of the first event, as inferno does when it is given
+    /// no event filter. Default is `false`.
+    pub first_event_only: bool,
 }
 
-/// Parses `perf script` output.
+/// Whether `line` looks like the header line of a `perf script` event: a process name, a
+/// pid (or `pid/tid`), and an event name ending in `:`.
+pub fn looks_like_event_header(line: &str) -> bool {
+    match parse_header(line.trim_end()) {
+        Some(h) => !h.comm.is_empty() && h.event.is_some(),
+        None => false,
+    }
+}
+
+/// Parses `perf script` output. `file` names the input in errors.
 pub fn parse(text: &str, file: &str, options: &PerfOptions) -> Result<Profile> {
-    let _ = (text, file, options);
-    Ok(Profile::new())
+    let mut parser = Parser::new(file, options);
+    let mut lineno = 0usize;
+    for raw in text.split('\n') {
+        lineno += 1;
+        parser.line(raw, lineno);
+    }
+    parser.finish()
+}
+
+/// What the header line of one event says.
+struct Header<'a> {
+    comm: &'a str,
+    pid: &'a str,
+    tid: &'a str,
+    period: Option<u64>,
+    event: Option<&'a str>,
+    /// Text after the event name: trace data, or a one-frame stack.
+    rest: &'a str,
+}
+
+/// Finds the first all-digit word (`PID` or `PID/TID`) followed by a space, the way
+/// FlameGraph does: everything before it is the process name, which may contain spaces and
+/// digits (`V8 WorkerThread 25607 …`).
+fn split_pid(line: &str) -> Option<(&str, &str, &str, usize)> {
+    let bytes = line.as_bytes();
+    let mut word_start = 0;
+    let mut all_digits = false;
+    let mut last_was_space = false;
+    let mut slash = None;
+    for (i, &c) in bytes.iter().enumerate() {
+        if c == b' ' {
+            if all_digits && !last_was_space {
+                let (pid, tid) = match slash {
+                    Some(s) => (&line[word_start..s], &line[s + 1..i]),
+                    None => ("?", &line[word_start..i]),
+                };
+                let comm = line[..word_start.saturating_sub(1)].trim();
+                return Some((comm, pid, tid, i + 1));
+            }
+            word_start = i + 1;
+            all_digits = true;
+        } else if c == b'/' {
+            if all_digits {
+                slash = Some(i);
+            }
+        } else if !c.is_ascii_digit() {
+            all_digits = false;
+            slash = None;
+        }
+        last_was_space = c == b' ';
+    }
+    None
+}
+
+fn parse_header(line: &str) -> Option<Header<'_>> {
+    let (comm, pid, tid, end) = split_pid(line)?;
+    let mut rest = &line[end..];
+    let mut period = None;
+    let mut event = None;
+    loop {
+        rest = rest.trim_start();
+        if rest.is_empty() {
+            break;
+        }
+        let tok_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let tok = &rest[..tok_end];
+        if tok.len() >= 2 && tok.starts_with('[') && tok.ends_with(']') {
+            // [CPU]
+        } else if let Some(t) = tok.strip_suffix(':') {
+            if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+                // timestamp
+            } else {
+                event = Some(t);
+                rest = &rest[tok_end..];
+                break;
+            }
+        } else if tok.bytes().all(|b| b.is_ascii_digit()) {
+            period = tok.parse().ok();
+        } else {
+            break;
+        }
+        rest = &rest[tok_end..];
+    }
+    Some(Header {
+        comm,
+        pid,
+        tid,
+        period,
+        event,
+        rest: rest.trim(),
+    })
+}
+
+/// Splits a stack line `PC SYMBOL+OFF (MODULE)` into its parts; `None` if it is not one.
+/// The symbol is `" "` when perf printed none, as FlameGraph has it.
+fn stack_line_parts(line: &str) -> Option<(&str, &str, &str)> {
+    let line = line.trim_start();
+    let (pc, rest) = line.split_once(' ')?;
+    let (func, module) = rest.rsplit_once(' ').unwrap_or(("", rest));
+    let module = module.strip_prefix('(')?.strip_suffix(')')?;
+    let func = match func.trim() {
+        "" => " ",
+        s => s,
+    };
+    Some((pc.trim_end(), func, module))
+}
+
+fn is_vmlinux(module: &str) -> bool {
+    match module.rfind("vmlinux") {
+        Some(i) => module[i..]
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_')),
+        None => false,
+    }
+}
+
+fn is_kernel(module: &str) -> bool {
+    (module.starts_with('[') || module.ends_with(".ko") || is_vmlinux(module))
+        && module != "[unknown]"
+}
+
+fn is_jit(module: &str) -> bool {
+    (module.starts_with("/tmp/perf-") && module.ends_with(".map"))
+        || (module.contains("/jitted-") && module.ends_with(".so"))
+}
+
+/// `func` with its top-level argument list removed and `;` made `:`, keeping Go method
+/// names (`pkg.(*T).M`) and C++ `(anonymous namespace)`.
+fn tidy_generic(func: &str, out: &mut String) {
+    let mut depth: i64 = 0;
+    let mut after_dot = usize::MAX;
+    let mut cut = func.len();
+    for (i, c) in func.char_indices() {
+        match c {
+            '<' | '{' | '[' => depth += 1,
+            '>' | '}' | ']' | ')' => depth -= 1,
+            '(' => {
+                if depth == 0
+                    && after_dot != i
+                    && !func[i..].starts_with("(anonymous namespace)")
+                {
+                    cut = i;
+                    break;
+                }
+                depth += 1;
+            }
+            '.' => after_dot = i + 1,
+            _ => {}
+        }
+    }
+    for c in func[..cut].chars() {
+        out.push(if c == ';' { ':' } else { c });
+    }
+}
+
+struct Parser<'t, 'o> {
+    file: &'t str,
+    opt: &'o PerfOptions,
+    profile: Profile,
+    /// Frame lines (key without the pc unless addresses are wanted, java?) → ids in `cached`.
+    frame_cache: FxHashMap<(&'t str, bool), (u32, u32)>,
+    cached: Vec<FrameId>,
+    /// Stacks, root first, aggregated here so a repeated stack costs no allocation.
+    stack_index: FxHashMap<Box<[FrameId]>, usize>,
+    weights: Vec<Weight>,
+    filter: Option<String>,
+    // Per event state.
+    in_event: bool,
+    skipping: bool,
+    event_ok: bool,
+    root: FrameId,
+    java: bool,
+    weight: Weight,
+    has_size: bool,
+    frames: Vec<FrameId>,
+    // Accounting.
+    events: u64,
+    counted: u64,
+    sized: u64,
+    first_bad: Option<(usize, String)>,
+    // Scratch.
+    name_buf: String,
+    key_buf: Vec<FrameId>,
+}
+
+impl<'t, 'o> Parser<'t, 'o> {
+    fn new(file: &'t str, opt: &'o PerfOptions) -> Self {
+        Parser {
+            file,
+            opt,
+            profile: Profile::new(),
+            frame_cache: FxHashMap::default(),
+            cached: Vec::new(),
+            stack_index: FxHashMap::default(),
+            weights: Vec::new(),
+            filter: opt.event_filter.clone(),
+            in_event: false,
+            skipping: false,
+            event_ok: false,
+            root: 0,
+            java: false,
+            weight: Weight::default(),
+            has_size: false,
+            frames: Vec::new(),
+            events: 0,
+            counted: 0,
+            sized: 0,
+            first_bad: None,
+            name_buf: String::new(),
+            key_buf: Vec::new(),
+        }
+    }
+
+    fn bad(&mut self, lineno: usize, message: String) {
+        self.profile.skipped += 1;
+        if self.first_bad.is_none() {
+            self.first_bad = Some((lineno, message));
+        }
+    }
+
+    fn line(&mut self, raw: &'t str, lineno: usize) {
+        if raw.starts_with('#') {
+            return;
+        }
+        let line = raw.trim_end();
+        if line.is_empty() {
+            self.end_event();
+            return;
+        }
+        if self.skipping {
+            return;
+        }
+        if self.in_event {
+            if self.event_ok {
+                self.stack_line(line, lineno);
+            }
+        } else {
+            self.header(line, lineno);
+        }
+    }
+
+    fn header(&mut self, line: &'t str, lineno: usize) {
+        self.events += 1;
+        let Some(h) = parse_header(line) else {
+            self.bad(
+                lineno,
+                format!(
+                    "expected a `perf script` event line (`COMM PID[/TID] [CPU] TIME: EVENT:`), found `{}`",
+                    shorten(line.trim(), 80)
+                ),
+            );
+            self.skipping = true;
+            return;
+        };
+        self.in_event = true;
+        self.event_ok = true;
+        self.frames.clear();
+        if let Some(event) = h.event {
+            let wanted = match &self.filter {
+                Some(f) => f == event,
+                None => {
+                    if self.opt.first_event_only {
+                        self.filter = Some(event.to_owned());
+                    }
+                    true
+                }
+            };
+            if !wanted || event.ends_with("__return") {
+                self.event_ok = false;
+                return;
+            }
+        }
+        self.root = self.root_frame(&h);
+        self.java = h.comm.starts_with("java");
+        let period = h.period.unwrap_or(1);
+        let (size, nmemb) = trace_sizes(h.rest);
+        self.has_size = size.is_some();
+        let bytes = size
+            .unwrap_or(0)
+            .saturating_mul(nmemb.unwrap_or(1))
+            .saturating_mul(period);
+        self.weight = Weight::new(period, bytes);
+        // A one-frame stack may sit on the header line itself.
+        if !h.rest.is_empty() {
+            if let Some((pc, _, _)) = stack_line_parts(h.rest) {
+                if !pc.is_empty() && pc.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    self.stack_line(h.rest, lineno);
+                    self.end_event();
+                }
+            }
+        }
+    }
+
+    fn root_frame(&mut self, h: &Header<'_>) -> FrameId {
+        let include_pid = self.opt.include_pid || self.opt.include_tid;
+        if !include_pid && !h.comm.contains(' ') {
+            return self.profile.intern(h.comm);
+        }
+        let mut name = std::mem::take(&mut self.name_buf);
+        name.clear();
+        name.extend(h.comm.chars().map(|c| if c == ' ' { '_' } else { c }));
+        if self.opt.include_tid {
+            name.push('-');
+            name.push_str(h.pid);
+            name.push('/');
+            name.push_str(h.tid);
+        } else if include_pid {
+            name.push('-');
+            name.push_str(h.pid);
+        }
+        let id = self.profile.intern(&name);
+        self.name_buf = name;
+        id
+    }
+
+    fn stack_line(&mut self, line: &'t str, lineno: usize) {
+        let trimmed = line.trim_start();
+        let key = if self.opt.include_addrs {
+            trimmed
+        } else {
+            trimmed.split_once(' ').map_or(trimmed, |(_, rest)| rest)
+        };
+        let (start, len) = match self.frame_cache.get(&(key, self.java)) {
+            Some(&v) => v,
+            None => {
+                let Some((pc, func, module)) = stack_line_parts(trimmed) else {
+                    self.bad(
+                        lineno,
+                        format!(
+                            "expected a stack line (`ADDRESS SYMBOL (MODULE)`), found `{}`",
+                            shorten(trimmed, 80)
+                        ),
+                    );
+                    self.event_ok = false;
+                    return;
+                };
+                let start = self.cached.len() as u32;
+                self.tidy_frame(pc, func, module);
+                let v = (start, self.cached.len() as u32 - start);
+                self.frame_cache.insert((key, self.java), v);
+                v
+            }
+        };
+        // Within one line the frames are root first; lines come leaf first.
+        let ids = &self.cached[start as usize..(start + len) as usize];
+        self.frames.extend(ids.iter().rev());
+    }
+
+    /// Tidies one stack line into frames (root first) appended to `self.cached`.
+    fn tidy_frame(&mut self, pc: &str, func: &str, module: &str) {
+        let mut func = func;
+        if let Some(i) = func.rfind("+0x") {
+            if func[i + 3..].bytes().all(|b| b.is_ascii_hexdigit()) {
+                func = &func[..i];
+            }
+        }
+        if func.starts_with('(') {
+            // FlameGraph skips these (process names in some perf versions).
+            return;
+        }
+        let fixed = super::fix_rust_symbol(func);
+        let mut name = String::new();
+        for (n, part) in fixed.split("->").enumerate() {
+            name.clear();
+            let mut unknown = String::new();
+            let part = if part == "[unknown]" {
+                match (module, self.opt.include_addrs) {
+                    ("[unknown]", false) => part,
+                    (m, addrs) => {
+                        let base = if m == "[unknown]" {
+                            "unknown"
+                        } else {
+                            &m[m.rfind('/').map_or(0, |i| i + 1)..]
+                        };
+                        unknown.push('[');
+                        unknown.push_str(base);
+                        if addrs {
+                            unknown.push_str(" <");
+                            unknown.push_str(pc);
+                            unknown.push('>');
+                        }
+                        unknown.push(']');
+                        &unknown
+                    }
+                }
+            } else {
+                part
+            };
+            tidy_generic(part, &mut name);
+            if self.java && name.starts_with('L') && name.contains('/') {
+                name.remove(0);
+            }
+            if n > 0 {
+                if !name.contains("_[i]") {
+                    name.push_str("_[i]");
+                }
+            } else if self.opt.annotate_kernel && is_kernel(module) {
+                name.push_str("_[k]");
+            } else if self.opt.annotate_jit && is_jit(module) && !name.contains("_[j]") {
+                name.push_str("_[j]");
+            }
+            let id = self.profile.intern(&name);
+            self.cached.push(id);
+        }
+    }
+
+    fn end_event(&mut self) {
+        if self.in_event && self.event_ok {
+            self.key_buf.clear();
+            self.key_buf.push(self.root);
+            self.key_buf.extend(self.frames.iter().rev());
+            match self.stack_index.get(self.key_buf.as_slice()) {
+                Some(&i) => self.weights[i] += self.weight,
+                None => {
+                    self.stack_index
+                        .insert(self.key_buf.as_slice().into(), self.weights.len());
+                    self.weights.push(self.weight);
+                }
+            }
+            self.counted += 1;
+            if self.has_size {
+                self.sized += 1;
+            }
+        }
+        self.in_event = false;
+        self.skipping = false;
+        self.event_ok = false;
+        self.frames.clear();
+    }
+
+    fn finish(mut self) -> Result<Profile> {
+        self.end_event();
+        super::check_skipped(
+            self.file,
+            self.events,
+            self.profile.skipped,
+            self.first_bad.take(),
+            "events",
+        )?;
+        let mut stacks: Vec<(usize, Box<[FrameId]>)> =
+            self.stack_index.into_iter().map(|(k, i)| (i, k)).collect();
+        stacks.sort_unstable_by_key(|&(i, _)| i);
+        for (i, ids) in stacks {
+            self.profile.add_ids(ids, self.weights[i]);
+        }
+        self.profile.bytes_known = self.counted > 0 && self.sized == self.counted;
+        Ok(self.profile)
+    }
+}
+
+/// The `size=` and `nmemb=` fields of a uprobe's trace data, decimal or `0x` hex.
+fn trace_sizes(rest: &str) -> (Option<u64>, Option<u64>) {
+    let mut size = None;
+    let mut nmemb = None;
+    if !rest.contains('=') {
+        return (None, None);
+    }
+    for tok in rest.split_ascii_whitespace() {
+        if let Some(v) = tok.strip_prefix("size=") {
+            size = parse_number(v);
+        } else if let Some(v) = tok.strip_prefix("nmemb=") {
+            nmemb = parse_number(v);
+        }
+    }
+    (size, nmemb)
+}
+
+fn parse_number(v: &str) -> Option<u64> {
+    match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => v.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers() {
+        assert!(looks_like_event_header(
+            "allocs  6903/6903  [001]   482.267002: probe_libc:malloc: (7fad08569930) size=100"
+        ));
+        assert!(looks_like_event_header("java 19983 cycles:"));
+        assert!(looks_like_event_header(
+            "V8 WorkerThread 24636/25607 [000] 94564.109216: cycles:"
+        ));
+        assert!(!looks_like_event_header("  0  64091   :tick-60s"));
+        assert!(!looks_like_event_header("CPU     ID    FUNCTION:NAME"));
+        let h = parse_header("vote   913    72.176760:     257597 cycles:uppp:").unwrap();
+        assert_eq!((h.comm, h.pid, h.tid), ("vote", "?", "913"));
+        assert_eq!(h.period, Some(257597));
+        assert_eq!(h.event, Some("cycles:uppp"));
+    }
+
+    #[test]
+    fn sizes_and_return_probes() {
+        let text = "p 1/2 [0] 1.0: probe_libc:malloc: (7f) size=0x10\n\t1 main (/x)\n\n\
+                    p 1/2 [0] 1.1: probe_libc:malloc__return: (7f <- 5)\n\t1 main (/x)\n\n\
+                    p 1/2 [0] 1.2: probe_libc:calloc: (7f) nmemb=3 size=8\n\t1 main (/x)\n";
+        let p = parse(text, "t", &PerfOptions::default()).unwrap();
+        assert!(p.bytes_known);
+        assert_eq!(p.total(), Weight::new(2, 16 + 24));
+    }
+
+    #[test]
+    fn tidy() {
+        let mut s = String::new();
+        for (i, o) in [
+            ("go/build.(*importReader).readByte", "go/build.(*importReader).readByte"),
+            ("foo<Vec::<usize>>(Vec<usize>)", "foo<Vec::<usize>>"),
+            ("(anonymous namespace)::myBar()", "(anonymous namespace)::myBar"),
+            ("a;b(int)", "a:b"),
+        ] {
+            s.clear();
+            tidy_generic(i, &mut s);
+            assert_eq!(s, o);
+        }
+    }
 }
