@@ -114,7 +114,9 @@ fn perf_cases() -> Vec<Case> {
         cases.push(Case {
             name: format!("{stem} {}", if opt.is_empty() { "(default)" } else { opt }),
             input: format!("inferno/tests/data/collapse-perf/{stem}.txt"),
-            expected: format!("inferno/tests/data/collapse-perf/results/{stem}-collapsed{suffix}.txt"),
+            expected: format!(
+                "inferno/tests/data/collapse-perf/results/{stem}-collapsed{suffix}.txt"
+            ),
             opt,
             strip_quotes: false,
         });
@@ -144,7 +146,7 @@ fn perf_conformance() {
     let mut passes = 0;
     let mut compat_passes = 0;
     let mut failed = Vec::new();
-    println!("{:<45} {:<8} {}", "case", "result", "note");
+    println!("{:<45} {:<8} note", "case", "result");
     for case in &cases {
         let (result, note) = match run_perf(case, false) {
             Ok(()) => {
@@ -287,7 +289,10 @@ fn dtrace_only_header_lines_is_an_error() {
     // record at all is an error here, so that a wrong file never becomes an empty graph.
     let input = "inferno/tests/data/collapse-dtrace/only-header-lines.txt";
     let err = dtrace::parse(&peer_text(input), input, &DtraceOptions::default()).unwrap_err();
-    assert!(err.to_string().contains("no DTrace aggregation record"), "{err}");
+    assert!(
+        err.to_string().contains("no DTrace aggregation record"),
+        "{err}"
+    );
 }
 
 #[test]

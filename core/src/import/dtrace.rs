@@ -208,11 +208,7 @@ fn parse_values(s: &str, out: &mut Vec<u64>) -> bool {
 
 /// Walks the records of `text`, calling `record(frames leaf first, values)` for each; returns
 /// how many were skipped, or an error if too many were or if there was none.
-fn scan<'t>(
-    text: &'t str,
-    file: &str,
-    mut record: impl FnMut(&[&'t str], &[u64]),
-) -> Result<u64> {
+fn scan<'t>(text: &'t str, file: &str, mut record: impl FnMut(&[&'t str], &[u64])) -> Result<u64> {
     let mut frames: Vec<&'t str> = Vec::new();
     let mut values: Vec<u64> = Vec::new();
     let mut text_in_group = false;

@@ -208,10 +208,7 @@ fn tidy_generic(func: &str, out: &mut String) {
             '<' | '{' | '[' => depth += 1,
             '>' | '}' | ']' | ')' => depth -= 1,
             '(' => {
-                if depth == 0
-                    && after_dot != i
-                    && !func[i..].starts_with("(anonymous namespace)")
-                {
+                if depth == 0 && after_dot != i && !func[i..].starts_with("(anonymous namespace)") {
                     cut = i;
                     break;
                 }
@@ -580,9 +577,15 @@ mod tests {
     fn tidy() {
         let mut s = String::new();
         for (i, o) in [
-            ("go/build.(*importReader).readByte", "go/build.(*importReader).readByte"),
+            (
+                "go/build.(*importReader).readByte",
+                "go/build.(*importReader).readByte",
+            ),
             ("foo<Vec::<usize>>(Vec<usize>)", "foo<Vec::<usize>>"),
-            ("(anonymous namespace)::myBar()", "(anonymous namespace)::myBar"),
+            (
+                "(anonymous namespace)::myBar()",
+                "(anonymous namespace)::myBar",
+            ),
             ("a;b(int)", "a:b"),
         ] {
             s.clear();
