@@ -169,8 +169,28 @@ fn parse_header(line: &str) -> Option<Header<'_>> {
 fn stack_line_parts(line: &str) -> Option<(&str, &str, &str)> {
     let line = line.trim_start();
     let (pc, rest) = line.split_once(' ')?;
-    let (func, module) = rest.rsplit_once(' ').unwrap_or(("", rest));
-    let module = module.strip_prefix('(')?.strip_suffix(')')?;
+    // The module is the parenthesised group at the end; it may hold spaces or parentheses
+    // (`(/tmp/my dir/a.out)`, `(/tmp/a.out (deleted))`), so match the brackets.
+    let inner = rest.strip_suffix(')')?;
+    let mut depth = 0usize;
+    let mut open = None;
+    for (i, c) in inner.char_indices().rev() {
+        match c {
+            ')' => depth += 1,
+            '(' if depth == 0 => {
+                open = Some(i);
+                break;
+            }
+            '(' => depth -= 1,
+            _ => {}
+        }
+    }
+    let open = open?;
+    let (func, module) = (&rest[..open], &inner[open + 1..]);
+    if !func.is_empty() && !func.ends_with(' ') {
+        // `main(int)` is a symbol with its arguments, not a symbol and a module.
+        return None;
+    }
     let func = match func.trim() {
         "" => " ",
         s => s,
@@ -571,6 +591,24 @@ mod tests {
         let p = parse(text, "t", &PerfOptions::default()).unwrap();
         assert!(p.bytes_known);
         assert_eq!(p.total(), Weight::new(2, 16 + 24));
+    }
+
+    #[test]
+    fn modules_with_spaces_and_parentheses() {
+        assert_eq!(
+            stack_line_parts("  7f12 foo+0x1 (/tmp/a.out (deleted))"),
+            Some(("7f12", "foo+0x1", "/tmp/a.out (deleted)"))
+        );
+        assert_eq!(
+            stack_line_parts("7f12 foo(int) const (/tmp/my dir/a.out)"),
+            Some(("7f12", "foo(int) const", "/tmp/my dir/a.out"))
+        );
+        assert_eq!(
+            stack_line_parts("7f1e2215d058  (/lib/libc.so)"),
+            Some(("7f1e2215d058", " ", "/lib/libc.so"))
+        );
+        assert_eq!(stack_line_parts("7f12 main(int)"), None);
+        assert_eq!(stack_line_parts("THIS_IS_A_WEIRD_LINE"), None);
     }
 
     #[test]
