@@ -54,7 +54,10 @@ fn dtrace_truncated_capture_fails() {
     let text = peer_text(name);
     let cut = text.find("do-some-allocs`do_some_allocs_main").unwrap();
     let err = dtrace::parse_records(&text[..cut], name).unwrap_err();
-    assert!(err.to_string().contains("ends in the middle of a stack"), "{err}");
+    assert!(
+        err.to_string().contains("ends in the middle of a stack"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -75,14 +78,38 @@ fn random_text_is_not_a_capture() {
 #[test]
 fn peer_formats_are_detected() {
     for (name, format) in [
-        ("inferno/flamegraph/example-perf-stacks.txt.gz", Format::PerfScript),
-        ("inferno/flamegraph/test/perf-java-stacks-02.txt", Format::PerfScript),
-        ("inferno/flamegraph/test/perf-funcab-pid-01.txt", Format::PerfScript),
-        ("inferno/flamegraph/example-dtrace-stacks.txt", Format::Dtrace),
-        ("inferno/tests/data/collapse-dtrace/hex-addresses.txt", Format::Dtrace),
-        ("inferno/tests/data/collapse-dtrace/stack-ustack.txt", Format::Dtrace),
-        ("misc/swift-nio-dtrace-malloc-type-ustack.txt", Format::Dtrace),
-        ("inferno/tests/data/collapse-dtrace/results/java.txt", Format::Folded),
+        (
+            "inferno/flamegraph/example-perf-stacks.txt.gz",
+            Format::PerfScript,
+        ),
+        (
+            "inferno/flamegraph/test/perf-java-stacks-02.txt",
+            Format::PerfScript,
+        ),
+        (
+            "inferno/flamegraph/test/perf-funcab-pid-01.txt",
+            Format::PerfScript,
+        ),
+        (
+            "inferno/flamegraph/example-dtrace-stacks.txt",
+            Format::Dtrace,
+        ),
+        (
+            "inferno/tests/data/collapse-dtrace/hex-addresses.txt",
+            Format::Dtrace,
+        ),
+        (
+            "inferno/tests/data/collapse-dtrace/stack-ustack.txt",
+            Format::Dtrace,
+        ),
+        (
+            "misc/swift-nio-dtrace-malloc-type-ustack.txt",
+            Format::Dtrace,
+        ),
+        (
+            "inferno/tests/data/collapse-dtrace/results/java.txt",
+            Format::Folded,
+        ),
     ] {
         assert_eq!(import::detect(&peer_text(name)), Some(format), "{name}");
     }
@@ -131,6 +158,7 @@ fn feed_all(bytes: &[u8]) {
             "fuzz",
             &DtraceOptions {
                 include_offset: true,
+                root: Some("fuzz".into()),
             },
         );
     }

@@ -246,6 +246,7 @@ fn dtrace_conformance() {
     for case in &DTRACE_CASES {
         let options = DtraceOptions {
             include_offset: case.include_offset,
+            ..DtraceOptions::default()
         };
         let result = dtrace::parse(&peer_text(case.input), case.input, &options)
             .map_err(|e| e.to_string())

@@ -37,6 +37,10 @@ pub struct DtraceOptions {
     /// Keep the `+0x…` offsets of every frame but the leaf, as inferno's `includeoffset`.
     /// Default is `false`.
     pub include_offset: bool,
+    /// A frame put at the root of every stack, such as the process name (a `ustack()` key does
+    /// not carry it; perf captures and allocflame's own recordings start with it). Default is
+    /// `None`: stacks start at their outermost frame, as inferno folds them.
+    pub root: Option<String>,
 }
 
 /// One aggregation record: the frames of its stack key and its values.
@@ -101,6 +105,7 @@ pub fn parse(text: &str, file: &str, options: &DtraceOptions) -> Result<Profile>
     let mut pieces: Vec<String> = Vec::new();
     let mut records = 0u64;
     let mut with_bytes = 0u64;
+    let root = options.root.as_deref().map(|r| profile.intern(r));
     scan(text, file, |frames, values| {
         records += 1;
         ids.clear();
@@ -126,6 +131,7 @@ pub fn parse(text: &str, file: &str, options: &DtraceOptions) -> Result<Profile>
         if ids.is_empty() {
             ids.push(profile.intern("[unknown]"));
         }
+        ids.extend(root);
         ids.reverse();
         let bytes = values.get(1).copied();
         if bytes.is_some() {
@@ -434,6 +440,17 @@ mod tests {
         let p = parse(text, "t", &DtraceOptions::default()).unwrap();
         assert_eq!(p.total(), Weight::new(10, 96));
         assert!(!p.bytes_known);
+        let options = DtraceOptions {
+            root: Some("a.out".into()),
+            ..DtraceOptions::default()
+        };
+        let p = parse(text, "t", &options).unwrap();
+        assert_eq!(
+            p.folded_lines()[1].0,
+            "a.out;a.out`main;libc`malloc",
+            "{:?}",
+            p.folded_lines()
+        );
     }
 
     #[test]
