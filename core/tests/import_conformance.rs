@@ -129,6 +129,7 @@ fn run_perf(case: &Case, first_event_only: bool) -> Result<(), String> {
     let mut options = perf_options(case.opt);
     options.first_event_only = first_event_only;
     let profile = perf::parse(&input, &case.input, &options).map_err(|e| e.to_string())?;
+    assert_eq!(profile.skipped, 0, "{}", case.name);
     let mut out = Vec::new();
     profile
         .write_folded(&mut out, WeightKind::Allocations)
@@ -251,6 +252,7 @@ fn dtrace_conformance() {
         let result = dtrace::parse(&peer_text(case.input), case.input, &options)
             .map_err(|e| e.to_string())
             .and_then(|p| {
+                assert_eq!(p.skipped, 0, "{}", case.input);
                 let mut out = Vec::new();
                 p.write_folded(&mut out, WeightKind::Allocations).unwrap();
                 compare(
@@ -327,4 +329,22 @@ fn swift_nio_malloc_type_fixture() {
     let profile = dtrace::parse(&peer_text(input), input, &DtraceOptions::default()).unwrap();
     assert_eq!(profile.total().allocs, 10013);
     assert_eq!(profile.len(), 2);
+}
+
+#[test]
+fn speedscope_rust_perf_capture() {
+    // A `task-clock:ppp` capture on aarch64 with v0-mangled Rust names (left for the
+    // demangler): every event is read, each weighs its period.
+    let input = "misc/speedscope-rust-mangled.linux-perf.txt";
+    let text = peer_text(input);
+    let events = text
+        .lines()
+        .filter(|l| perf::looks_like_event_header(l))
+        .count() as u64;
+    let profile = perf::parse(&text, input, &PerfOptions::default()).unwrap();
+    assert_eq!(profile.skipped, 0);
+    assert_eq!(profile.total().allocs, events * 16_949_152);
+    assert!(profile
+        .stacks()
+        .all(|(frames, _)| frames[0] == "trace" && frames.len() > 1));
 }
