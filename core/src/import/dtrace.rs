@@ -75,6 +75,12 @@ pub fn looks_like_dtrace(line: &str) -> bool {
 /// Parses DTrace `printa` output into records; see the [module docs](self). `file` names the
 /// input in errors.
 ///
+/// Text lines between records (banners, `printf` output) are not returned. A D script that
+/// prints several aggregations one after the other (`printa(@count); printa(@bytes);`) gives
+/// their records in that order; print them with one `printa("%k %@d %@d\n", @count, @bytes)`
+/// to get both values in one record, or split the text at a marker line of your own and parse
+/// each part. See [`drops`] for the loss DTrace reports.
+///
 /// ```
 /// use allocflame_core::import::dtrace::parse_records;
 /// let text = "CPU     ID                    FUNCTION:NAME\n\n\
@@ -92,6 +98,23 @@ pub fn parse_records(text: &str, file: &str) -> Result<Vec<DtraceRecord>> {
         });
     })?;
     Ok(out)
+}
+
+/// The events DTrace says it dropped: the sum of its `dtrace: N drops on CPU c`,
+/// `dtrace: N dynamic variable drops`, `dtrace: N aggregation drops …` messages (they are on
+/// dtrace's stderr; captures made with `2>&1` hold them). [`parse`] puts this in
+/// [`Profile::lost`].
+///
+/// ```
+/// use allocflame_core::import::dtrace::drops;
+/// assert_eq!(drops("dtrace: 12 drops on CPU 0\ndtrace: 3 aggregation drops on CPU 1\n"), 15);
+/// ```
+pub fn drops(text: &str) -> u64 {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("dtrace:"))
+        .filter(|rest| rest.contains("drop"))
+        .filter_map(|rest| rest.split_ascii_whitespace().next()?.parse::<u64>().ok())
+        .fold(0u64, u64::saturating_add)
 }
 
 /// Parses DTrace `printa` output into a profile. The first value of each record is its
@@ -141,6 +164,7 @@ pub fn parse(text: &str, file: &str, options: &DtraceOptions) -> Result<Profile>
     })
     .map(|skipped| profile.skipped = skipped)?;
     profile.bytes_known = records > 0 && with_bytes == records;
+    profile.lost = drops(text);
     Ok(profile)
 }
 
