@@ -1,19 +1,71 @@
-//! Linux allocation recording with perf_event_open uprobes.
+//! # allocflame-backend-perf
 //!
-//! This backend is not available yet: [`PerfSource::record`] returns [`Error::Unsupported`].
+//! Linux allocation recording with uprobes opened through `perf_event_open` (the uprobe PMU):
+//! exact counts, complete stacks (DWARF CFI unwinding with framehop of a copy of the top of the
+//! user stack), threads, forked children and the images they exec, and attaching to a running
+//! process. It hands aggregated stacks with file-relative addresses to a
+//! [`StackSink`](allocflame_core::source::StackSink); it never symbolizes, demangles or renders.
+//!
+//! Not for macOS (the DTrace backend) or for programs that the in-process backend can run
+//! faster. On other OSes [`PerfSource::record`] returns [`Error::Unsupported`].
+//!
+//! ```no_run
+//! use allocflame_backend_perf::PerfSource;
+//! use allocflame_core::source::{Collector, EventSource, RecordOptions, Target};
+//! let options = RecordOptions::default();
+//! let mut sink = Collector::new(&options.probes);
+//! let report = PerfSource::default()
+//!     .record(&Target::spawn(["ls", "/"]), &options, &mut sink)
+//!     .unwrap();
+//! println!("{} allocations, {} lost", report.total().allocs, report.lost);
+//! let profile = sink.finish();
+//! # let _ = profile;
+//! ```
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 use allocflame_core::source::{EventSource, RecordOptions, RecordReport, StackSink, Target};
-use allocflame_core::{Error, Result};
+#[cfg(not(target_os = "linux"))]
+use allocflame_core::Error;
+use allocflame_core::Result;
 
-/// The perf event source.
-#[derive(Debug, Default)]
-pub struct PerfSource;
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(unix)]
+mod signals;
+#[cfg(unix)]
+pub use signals::stop_on_signals;
+
+/// The perf event source. Construct with `Default` and set what differs.
+#[derive(Debug, Default, Clone)]
+pub struct PerfSource {
+    /// Bytes of user stack copied at each probe hit for DWARF unwinding. Default is 8 KiB when
+    /// recording stacks and 1 KiB when only counting (enough to see nesting in the allocator).
+    pub stack_bytes: Option<u32>,
+    /// Size of each per-CPU ring buffer in bytes (rounded to a power of two). Default is 64 MiB.
+    pub buffer_bytes: Option<usize>,
+    /// Updated with the number of allocations recorded so far, for a live counter. Default is
+    /// `None`.
+    pub progress: Option<Arc<AtomicU64>>,
+}
 
 impl EventSource for PerfSource {
     fn name(&self) -> &'static str {
         "perf"
     }
 
+    #[cfg(target_os = "linux")]
+    fn record(
+        &mut self,
+        target: &Target,
+        options: &RecordOptions,
+        sink: &mut dyn StackSink,
+    ) -> Result<RecordReport> {
+        linux::record(self, target, options, sink)
+    }
+
+    #[cfg(not(target_os = "linux"))]
     fn record(
         &mut self,
         _target: &Target,
@@ -21,7 +73,7 @@ impl EventSource for PerfSource {
         _sink: &mut dyn StackSink,
     ) -> Result<RecordReport> {
         Err(Error::Unsupported(
-            "the perf backend is not available yet in this build".into(),
+            "the perf backend uses Linux uprobes; on macOS use --backend dtrace".into(),
         ))
     }
 }

@@ -1,38 +1,288 @@
-//! `allocflame record` and `allocflame count`.
+//! `allocflame record` and `allocflame count`: run a backend on a program (or a running
+//! process), then hand the profile to the shared output pipeline.
 
+use std::ffi::OsString;
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::output::OutputArgs;
+use allocflame_backend_perf::PerfSource;
+use allocflame_core::probes::Probe;
+use allocflame_core::source::{Collector, EventSource, RecordOptions, RecordReport, Target};
+use anyhow::Context as _;
+use serde::Serialize;
+
+use crate::output::{self, OutputArgs};
+
+/// Which backend records.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BackendArg {
+    /// The best one for this platform (Linux: perf uprobes; macOS: DTrace).
+    #[default]
+    Auto,
+    /// Linux uprobes through perf_event_open.
+    Perf,
+    /// DTrace (macOS).
+    Dtrace,
+}
+
+/// What to record: shared by `record` and `count`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TargetArgs {
+    /// Which backend records.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    pub backend: BackendArg,
+    /// Attach to this running process (all its threads) instead of starting a program.
+    #[arg(short = 'p', long = "pid", value_name = "PID")]
+    pub pid: Option<u32>,
+    /// With -p: record for this many seconds (default: until the process exits or Ctrl-C).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Add a probe LIB:FUNC[:SIZE_ARG] (e.g. `libswiftCore:swift_allocObject:1`); may be repeated.
+    #[arg(long = "probe", value_name = "LIB:FUNC[:SIZE_ARG]")]
+    pub probes: Vec<String>,
+    /// Probe only the --probe functions, not the built-in allocator catalog.
+    #[arg(long)]
+    pub only_probes: bool,
+    /// Do not follow forked children.
+    #[arg(long)]
+    pub no_follow: bool,
+    /// Show a live allocation counter on stderr even when it is not a terminal.
+    #[arg(long)]
+    pub live: bool,
+    /// Print what the DTrace backend would run (`--backend dtrace` only) and exit.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The program to run and its arguments.
+    #[arg(last = true)]
+    pub command: Vec<OsString>,
+}
 
 /// Arguments of `allocflame record`.
 #[derive(clap::Args, Debug)]
 pub struct RecordArgs {
     #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
-    /// The program to run and its arguments.
-    #[arg(last = true)]
-    pub command: Vec<std::ffi::OsString>,
 }
 
 /// Arguments of `allocflame count`.
 #[derive(clap::Args, Debug)]
 pub struct CountArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
     /// Print the counts as JSON.
     #[arg(long)]
     pub json: bool,
-    /// The program to run and its arguments.
-    #[arg(last = true)]
-    pub command: Vec<std::ffi::OsString>,
+}
+
+impl TargetArgs {
+    fn target(&self) -> anyhow::Result<Target> {
+        match (self.pid, self.command.is_empty()) {
+            (Some(_), false) => anyhow::bail!("give either -p PID or a program after `--`, not both"),
+            (Some(pid), true) => Ok(Target::Attach {
+                pid,
+                duration: match self.duration {
+                    Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
+                    Some(s) => anyhow::bail!("--duration {s}: expected a positive number of seconds"),
+                    None => None,
+                },
+            }),
+            (None, true) => anyhow::bail!(
+                "nothing to record: give a program after `--` (allocflame record -- ./prog args) or -p PID"
+            ),
+            (None, false) => {
+                if self.duration.is_some() {
+                    anyhow::bail!("--duration needs -p PID (a started program is recorded until it exits)");
+                }
+                Ok(Target::Spawn {
+                    argv: self.command.clone(),
+                })
+            }
+        }
+    }
+
+    fn options(&self, stacks: bool) -> anyhow::Result<RecordOptions> {
+        let mut options = RecordOptions {
+            stacks,
+            follow_children: !self.no_follow,
+            ..RecordOptions::default()
+        };
+        if self.only_probes {
+            options.probes.clear();
+        }
+        for p in &self.probes {
+            let probe: Probe = p.parse()?;
+            if !options.probes.contains(&probe) {
+                options.probes.push(probe);
+            }
+        }
+        if options.probes.is_empty() {
+            anyhow::bail!("--only-probes without any --probe: nothing to probe");
+        }
+        Ok(options)
+    }
+}
+
+/// Runs the chosen backend; `None` when `--dry-run` printed what it would do.
+fn run_backend(
+    args: &TargetArgs,
+    target: &Target,
+    options: &RecordOptions,
+    sink: &mut Collector,
+) -> anyhow::Result<Option<RecordReport>> {
+    let backend = match args.backend {
+        BackendArg::Auto if cfg!(target_vendor = "apple") => {
+            eprintln!("allocflame: backend dtrace (auto: macOS)");
+            BackendArg::Dtrace
+        }
+        BackendArg::Auto => {
+            eprintln!("allocflame: backend perf (auto: Linux uprobes through perf_event_open)");
+            BackendArg::Perf
+        }
+        b => {
+            eprintln!(
+                "allocflame: backend {} (--backend)",
+                if b == BackendArg::Perf { "perf" } else { "dtrace" }
+            );
+            b
+        }
+    };
+    if args.dry_run {
+        if backend != BackendArg::Dtrace {
+            anyhow::bail!("--dry-run shows the DTrace script; use it with --backend dtrace");
+        }
+        print!("{}", allocflame_backend_dtrace::dry_run(target, options));
+        return Ok(None);
+    }
+    let stop = options.stop.clone();
+    #[cfg(unix)]
+    allocflame_backend_perf::stop_on_signals(stop.clone());
+    let progress = Arc::new(AtomicU64::new(0));
+    let show = args.live || std::io::stderr().is_terminal();
+    let done = Arc::new(AtomicBool::new(false));
+    let ticker = show.then(|| {
+        let (progress, done) = (progress.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(250));
+                eprint!(
+                    "\rallocflame: {} allocations recorded",
+                    progress.load(Ordering::Relaxed)
+                );
+            }
+            eprintln!();
+        })
+    });
+    let result = match backend {
+        BackendArg::Dtrace => allocflame_backend_dtrace::DtraceSource::default().record(target, options, sink),
+        _ => PerfSource {
+            progress: Some(progress),
+            ..PerfSource::default()
+        }
+        .record(target, options, sink),
+    };
+    done.store(true, Ordering::Relaxed);
+    if let Some(t) = ticker {
+        let _ = t.join();
+    }
+    let report = result?;
+    for note in &report.notes {
+        eprintln!("allocflame: note: {note}");
+    }
+    if report.interrupted {
+        eprintln!("allocflame: the recording ended early; the results are partial");
+    }
+    let _ = stop;
+    Ok(Some(report))
 }
 
 /// Runs `allocflame record`.
 pub fn run_record(args: RecordArgs) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("not implemented yet")
+    let target = args.target.target()?;
+    let options = args.target.options(true)?;
+    let mut sink = Collector::new(&options.probes);
+    let Some(report) = run_backend(&args.target, &target, &options, &mut sink)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let profile = sink.finish();
+    let program = target.describe();
+    let summary = output::emit(profile, &args.output, &program, &program)?;
+    if summary.lost > 0 || report.lost > 0 {
+        eprintln!(
+            "allocflame: warning: {} allocation events were lost; the counts are short by that much",
+            report.lost.max(summary.lost)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct ProbeCount {
+    count: u64,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct CountReport {
+    backend: &'static str,
+    probes: serde_json::Map<String, serde_json::Value>,
+    total: ProbeCount,
+    lost: u64,
+    exit_code: Option<i32>,
+    interrupted: bool,
+    notes: Vec<String>,
 }
 
 /// Runs `allocflame count`.
 pub fn run_count(args: CountArgs) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("not implemented yet")
+    let target = args.target.target()?;
+    let options = args.target.options(false)?;
+    let mut sink = Collector::new(&options.probes);
+    let Some(report) = run_backend(&args.target, &target, &options, &mut sink)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let mut probes = serde_json::Map::new();
+    for (probe, w) in options.probes.iter().zip(&report.per_probe) {
+        let entry = probes
+            .entry(probe.function.clone())
+            .or_insert_with(|| serde_json::json!({"count": 0, "bytes": 0}));
+        let count = entry["count"].as_u64().unwrap_or(0) + w.allocs;
+        let bytes = entry["bytes"].as_u64().unwrap_or(0) + w.bytes;
+        *entry = serde_json::json!({"count": count, "bytes": bytes});
+    }
+    let total = report.total();
+    let out = CountReport {
+        backend: report.backend,
+        probes,
+        total: ProbeCount {
+            count: total.allocs,
+            bytes: total.bytes,
+        },
+        lost: report.lost,
+        exit_code: report.exit_code,
+        interrupted: report.interrupted,
+        notes: report.notes.clone(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out).context("JSON output")?);
+    } else {
+        println!("{:<28} {:>14} {:>16}", "function", "calls", "bytes");
+        for (name, v) in &out.probes {
+            let (c, b) = (v["count"].as_u64().unwrap_or(0), v["bytes"].as_u64().unwrap_or(0));
+            if c > 0 {
+                println!("{name:<28} {c:>14} {b:>16}");
+            }
+        }
+        println!("{:<28} {:>14} {:>16}", "total", total.allocs, total.bytes);
+        println!(
+            "lost: {}{}",
+            report.lost,
+            if report.lost == 0 { " (exact)" } else { " (counts are short by that much)" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,9 @@
 //! Symbolization of file-relative addresses that backends captured while the target lived.
 //!
 //! Backends hand over `(file, file offset)` pairs; this module turns them into function names
-//! (blazesym on Linux), after the target may have exited: the files stay on disk.
+//! (blazesym on Linux: ELF symbols and, where the file has DWARF, inlined functions), after the
+//! target may have exited: the files stay on disk. Names are left mangled; the core demangles
+//! them later for every backend alike.
 
 use std::path::{Path, PathBuf};
 
@@ -9,11 +11,13 @@ use rustc_hash::FxHashMap;
 
 /// Symbol names for every `(file, offset)`; a frame may expand to several names when functions
 /// were inlined (outermost first). Addresses that cannot be symbolized are left out.
+///
+/// Backends hand return addresses already moved back into the call instruction (address − 1),
+/// so an offset names the call site, not the instruction after it.
 pub fn symbolize_files(
     files: FxHashMap<PathBuf, Vec<u64>>,
 ) -> FxHashMap<(PathBuf, u64), Vec<String>> {
-    let _ = files;
-    FxHashMap::default()
+    imp::symbolize_files(files)
 }
 
 /// The frame name used for an address no symbol covers: `libfoo.so+0x1234`.
@@ -23,4 +27,56 @@ pub fn unknown_frame(path: &Path, offset: u64) -> String {
         .map(|n| n.to_string_lossy())
         .unwrap_or_else(|| path.to_string_lossy());
     format!("{base}+{offset:#x}")
+}
+
+#[cfg(target_os = "linux")]
+mod imp {
+    use std::path::PathBuf;
+
+    use blazesym::symbolize::source::{Elf, Source};
+    use blazesym::symbolize::{Input, Symbolized, Symbolizer};
+    use rustc_hash::FxHashMap;
+
+    pub(super) fn symbolize_files(
+        files: FxHashMap<PathBuf, Vec<u64>>,
+    ) -> FxHashMap<(PathBuf, u64), Vec<String>> {
+        // Demangling stays off: the core demangles every backend's names the same way.
+        let symbolizer = Symbolizer::builder()
+            .enable_demangling(false)
+            .enable_code_info(false)
+            .enable_inlined_fns(true)
+            .build();
+        let mut out = FxHashMap::default();
+        for (path, mut offsets) in files {
+            offsets.sort_unstable();
+            offsets.dedup();
+            let src = Source::Elf(Elf::new(&path));
+            // A file that vanished or is no ELF leaves its frames as `file+offset`.
+            let Ok(syms) = symbolizer.symbolize(&src, Input::FileOffset(&offsets)) else {
+                continue;
+            };
+            for (offset, sym) in offsets.iter().zip(syms) {
+                if let Symbolized::Sym(sym) = sym {
+                    let mut names = Vec::with_capacity(1 + sym.inlined.len());
+                    names.push(sym.name.to_string());
+                    names.extend(sym.inlined.iter().map(|f| f.name.to_string()));
+                    out.insert((path.clone(), *offset), names);
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod imp {
+    use std::path::PathBuf;
+
+    use rustc_hash::FxHashMap;
+
+    pub(super) fn symbolize_files(
+        _files: FxHashMap<PathBuf, Vec<u64>>,
+    ) -> FxHashMap<(PathBuf, u64), Vec<String>> {
+        FxHashMap::default()
+    }
 }

@@ -1,0 +1,311 @@
+//! perf_event_open uprobe events and their per-CPU ring buffers.
+//!
+//! One event per (probe location, CPU), opened on the target's task with `inherit`, so that
+//! threads and forked children are followed; every event of a CPU writes into that CPU's ring
+//! buffer (`PERF_EVENT_IOC_SET_OUTPUT`). The kernel forbids mmapping an inherited event with
+//! `cpu == -1`, hence per-CPU events. Closing the fds removes the probes: nothing is left in
+//! the kernel when allocflame dies, even by SIGKILL.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::atomic::{fence, Ordering};
+
+use allocflame_core::{Error, Result};
+use perf_event_open_sys as sys;
+use sys::bindings as b;
+
+/// Registers sampled at each probe hit, in the kernel's `perf_regs` numbering (x86-64).
+pub(crate) mod regs {
+    pub const CX: u64 = 2;
+    pub const DX: u64 = 3;
+    pub const SI: u64 = 4;
+    pub const DI: u64 = 5;
+    pub const BP: u64 = 6;
+    pub const SP: u64 = 7;
+    pub const IP: u64 = 8;
+    pub const R8: u64 = 16;
+    pub const R9: u64 = 17;
+    /// Sampled registers, in the order the kernel writes them (ascending register number).
+    pub const ORDER: [u64; 9] = [CX, DX, SI, DI, BP, SP, IP, R8, R9];
+    /// Index in a sample of each System V argument register (rdi, rsi, rdx, rcx, r8, r9).
+    pub const ARGS: [usize; 6] = [3, 2, 1, 0, 7, 8];
+    pub const IDX_BP: usize = 4;
+    pub const IDX_SP: usize = 5;
+    pub const IDX_IP: usize = 6;
+    pub fn mask() -> u64 {
+        ORDER.iter().fold(0, |m, r| m | (1 << r))
+    }
+}
+
+/// What each sample carries.
+pub(crate) const SAMPLE_TYPE: u64 = (b::PERF_SAMPLE_IDENTIFIER
+    | b::PERF_SAMPLE_TID
+    | b::PERF_SAMPLE_TIME
+    | b::PERF_SAMPLE_REGS_USER
+    | b::PERF_SAMPLE_STACK_USER) as u64;
+
+/// The dynamic PMU type of uprobes, from sysfs.
+pub(crate) fn uprobe_pmu_type() -> Result<u32> {
+    let path = "/sys/bus/event_source/devices/uprobe/type";
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::Unsupported(format!(
+            "this kernel has no uprobe PMU ({path}: {e}); the perf backend needs Linux ≥ 4.17 built with CONFIG_UPROBE_EVENTS"
+        ))
+    })?;
+    text.trim()
+        .parse()
+        .map_err(|_| Error::Backend(format!("{path}: unexpected content {text:?}")))
+}
+
+/// How to open one uprobe event.
+pub(crate) struct EventSpec<'a> {
+    pub pmu: u32,
+    pub path: &'a Path,
+    pub offset: u64,
+    pub stack_bytes: u32,
+    /// Whether this event also reports mmap, comm, fork and exit records (one per CPU does).
+    pub side_records: bool,
+    pub wakeup_bytes: u32,
+}
+
+/// Opens a uprobe event on task `pid` (inherited by its future threads and children) on `cpu`.
+pub(crate) fn open_uprobe(spec: &EventSpec<'_>, pid: i32, cpu: i32) -> io::Result<OwnedFd> {
+    let path = CString::new(spec.path.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut attr = b::perf_event_attr {
+        type_: spec.pmu,
+        size: std::mem::size_of::<b::perf_event_attr>() as u32,
+        config: 0,
+        sample_type: SAMPLE_TYPE,
+        sample_regs_user: regs::mask(),
+        sample_stack_user: spec.stack_bytes,
+        clockid: libc::CLOCK_MONOTONIC,
+        ..Default::default()
+    };
+    attr.__bindgen_anon_1.sample_period = 1;
+    attr.__bindgen_anon_2.wakeup_watermark = spec.wakeup_bytes;
+    attr.__bindgen_anon_3.uprobe_path = path.as_ptr() as u64;
+    attr.__bindgen_anon_4.probe_offset = spec.offset;
+    attr.set_inherit(1);
+    attr.set_watermark(1);
+    attr.set_use_clockid(1);
+    attr.set_sample_id_all(1);
+    attr.set_exclude_kernel(1);
+    attr.set_exclude_hv(1);
+    if spec.side_records {
+        attr.set_mmap(1);
+        attr.set_mmap2(1);
+        attr.set_comm(1);
+        attr.set_comm_exec(1);
+        attr.set_task(1);
+    }
+    // SAFETY: `attr` is a fully initialized perf_event_attr and `path` outlives the call.
+    let fd = unsafe {
+        sys::perf_event_open(&mut attr, pid, cpu, -1, b::PERF_FLAG_FD_CLOEXEC as libc::c_ulong)
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just handed us this fd, nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The kernel's id of an event (what `PERF_SAMPLE_IDENTIFIER` reports).
+pub(crate) fn event_id(fd: &OwnedFd) -> io::Result<u64> {
+    let mut id = 0u64;
+    // SAFETY: ID writes one u64 to the pointer.
+    if unsafe { sys::ioctls::ID(fd.as_raw_fd(), &mut id) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(id)
+}
+
+/// Makes `fd` write its records into `leader`'s ring buffer (same CPU).
+pub(crate) fn redirect_output(fd: &OwnedFd, leader: &OwnedFd) -> io::Result<()> {
+    // SAFETY: both fds are open perf events.
+    if unsafe { sys::ioctls::SET_OUTPUT(fd.as_raw_fd(), leader.as_raw_fd()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A perf ring buffer, read in place.
+pub(crate) struct Ring {
+    fd: OwnedFd,
+    base: *mut u8,
+    len: usize,
+    data: *const u8,
+    size: u64,
+    /// Head as loaded at the start of the current batch.
+    head: u64,
+    tail: u64,
+    /// A record that wraps around the end of the buffer, copied out.
+    scratch: Vec<u8>,
+}
+
+impl Ring {
+    /// Maps a ring buffer of `data_pages` (a power of two) pages for `fd`.
+    pub(crate) fn new(fd: OwnedFd, data_pages: usize) -> io::Result<Ring> {
+        let page = page_size();
+        let len = (data_pages + 1) * page;
+        // SAFETY: mapping a perf fd as the man page describes; checked for MAP_FAILED.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let base = base as *mut u8;
+        let meta = base as *const b::perf_event_mmap_page;
+        // SAFETY: the first page is the metadata page.
+        let (offset, size) = unsafe {
+            let off = std::ptr::addr_of!((*meta).data_offset).read_volatile();
+            let size = std::ptr::addr_of!((*meta).data_size).read_volatile();
+            (off, size)
+        };
+        let (offset, size) = if size == 0 {
+            (page as u64, (data_pages * page) as u64)
+        } else {
+            (offset, size)
+        };
+        Ok(Ring {
+            fd,
+            base,
+            len,
+            // SAFETY: data_offset lies inside the mapping.
+            data: unsafe { base.add(offset as usize) },
+            size,
+            head: 0,
+            tail: 0,
+            scratch: Vec::new(),
+        })
+    }
+
+    pub(crate) fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    fn meta(&self) -> *mut b::perf_event_mmap_page {
+        self.base as *mut b::perf_event_mmap_page
+    }
+
+    /// Loads the kernel's head for a new batch.
+    pub(crate) fn load_head(&mut self) {
+        // SAFETY: reading the metadata page the kernel updates.
+        self.head = unsafe { std::ptr::addr_of!((*self.meta()).data_head).read_volatile() };
+        fence(Ordering::Acquire);
+        // SAFETY: as above; data_tail is ours.
+        self.tail = unsafe { std::ptr::addr_of!((*self.meta()).data_tail).read_volatile() };
+    }
+
+    /// The next record of the batch, or `None` when the batch is done. The record stays in the
+    /// buffer until [`Ring::consume`].
+    pub(crate) fn peek(&mut self) -> Option<&[u8]> {
+        if self.tail >= self.head {
+            return None;
+        }
+        let mask = self.size - 1;
+        let at = (self.tail & mask) as usize;
+        // SAFETY: the header (8 bytes, 8-aligned) never wraps: records are 8-byte multiples.
+        let size = unsafe {
+            let hdr = self.data.add(at) as *const b::perf_event_header;
+            std::ptr::addr_of!((*hdr).size).read_volatile()
+        } as usize;
+        if size < 8 || self.tail + size as u64 > self.head {
+            return None;
+        }
+        if at + size <= self.size as usize {
+            // SAFETY: the whole record lies in the data area and the kernel won't overwrite it
+            // before we move the tail.
+            Some(unsafe { std::slice::from_raw_parts(self.data.add(at), size) })
+        } else {
+            let first = self.size as usize - at;
+            self.scratch.clear();
+            // SAFETY: both parts lie inside the data area.
+            unsafe {
+                self.scratch
+                    .extend_from_slice(std::slice::from_raw_parts(self.data.add(at), first));
+                self.scratch
+                    .extend_from_slice(std::slice::from_raw_parts(self.data, size - first));
+            }
+            Some(&self.scratch)
+        }
+    }
+
+    /// Releases the record last returned by [`Ring::peek`] to the kernel.
+    pub(crate) fn consume(&mut self) {
+        let mask = self.size - 1;
+        let at = (self.tail & mask) as usize;
+        // SAFETY: as in peek.
+        let size = unsafe {
+            let hdr = self.data.add(at) as *const b::perf_event_header;
+            std::ptr::addr_of!((*hdr).size).read_volatile()
+        } as u64;
+        self.tail += size;
+        fence(Ordering::Release);
+        // SAFETY: data_tail is the reader's field.
+        unsafe { std::ptr::addr_of_mut!((*self.meta()).data_tail).write_volatile(self.tail) };
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // SAFETY: unmapping what `new` mapped.
+        unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
+    }
+}
+
+pub(crate) fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 {
+        p as usize
+    } else {
+        4096
+    }
+}
+
+/// CLOCK_MONOTONIC now, in ns: the clock the events stamp records with.
+pub(crate) fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The time stamp of a record: samples carry it after id and pid/tid; other records in the
+/// `sample_id_all` trailer (pid/tid, time, id).
+pub(crate) fn record_time(rec: &[u8]) -> u64 {
+    let kind = u32::from_ne_bytes(rec[0..4].try_into().unwrap_or_default());
+    if kind == b::PERF_RECORD_SAMPLE && rec.len() >= 32 {
+        u64_at(rec, 24)
+    } else if rec.len() >= 8 + 24 {
+        u64_at(rec, rec.len() - 16)
+    } else {
+        0
+    }
+}
+
+pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
+    b.get(at..at + 8)
+        .map(|s| u64::from_ne_bytes(s.try_into().unwrap_or_default()))
+        .unwrap_or(0)
+}
+
+pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
+    b.get(at..at + 4)
+        .map(|s| u32::from_ne_bytes(s.try_into().unwrap_or_default()))
+        .unwrap_or(0)
+}

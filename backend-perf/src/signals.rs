@@ -1,0 +1,33 @@
+//! Ending a recording on SIGINT / SIGTERM: the handler only sets the recording's stop flag, so
+//! the backend releases its probes and everything collected is still written.
+
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::Arc;
+
+static STOP: AtomicPtr<AtomicBool> = AtomicPtr::new(std::ptr::null_mut());
+
+extern "C" fn on_signal(_sig: libc::c_int) {
+    let p = STOP.load(Ordering::SeqCst);
+    if !p.is_null() {
+        // SAFETY: the pointer comes from an Arc leaked in `stop_on_signals`, never freed.
+        unsafe { (*p).store(true, Ordering::SeqCst) };
+    }
+}
+
+/// Sets `flag` when the process receives SIGINT or SIGTERM (instead of dying), so a recording
+/// ends early and still writes its results. Meant to be called once, by the command line tool.
+pub fn stop_on_signals(flag: Arc<AtomicBool>) {
+    let ptr = Arc::into_raw(flag) as *mut AtomicBool;
+    // The previous flag (if any) is leaked on purpose: a handler may still be using it.
+    STOP.swap(ptr, Ordering::SeqCst);
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installing an async-signal-safe handler (one atomic store).
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
