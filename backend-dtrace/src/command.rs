@@ -110,7 +110,10 @@ mod tests {
         assert!(arguments(&Target::spawn(["./p", "a b"]), "s", "o").is_err());
         assert!(arguments(&Target::spawn(Vec::<String>::new()), "s", "o").is_err());
         assert_eq!(
-            display("dtrace", &arguments(&Target::spawn(["./p", "1"]), "s.d", "o").unwrap()),
+            display(
+                "dtrace",
+                &arguments(&Target::spawn(["./p", "1"]), "s.d", "o").unwrap()
+            ),
             "dtrace -Z -q -s s.d -o o -c './p 1'"
         );
     }

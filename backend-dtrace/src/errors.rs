@@ -145,7 +145,9 @@ pub fn classify(stderr: &str, code: Option<i32>) -> Error {
             "dtrace rejected the generated D script; this is a bug in allocflame, please report it with the output of `--dry-run`:\n{last}"
         ));
     }
-    if has("system integrity protection is on") && (has("could not enable tracing") || has("cannot")) {
+    if has("system integrity protection is on")
+        && (has("could not enable tracing") || has("cannot"))
+    {
         return sip_blocked(format!("dtrace could not enable its probes:\n{last}"));
     }
     let status = match code {

@@ -273,9 +273,9 @@ pub fn hand_over(
     }
     if !capture.complete {
         report.interrupted = true;
-        report.notes.push(
-            "dtrace's output ends early: the results are partial".to_owned(),
-        );
+        report
+            .notes
+            .push("dtrace's output ends early: the results are partial".to_owned());
     }
 }
 

@@ -17,8 +17,12 @@ use crate::errors;
 
 // Code-signing status of a process (<sys/codesign.h>); exported by libSystem.
 extern "C" {
-    fn csops(pid: libc::pid_t, ops: u32, useraddr: *mut libc::c_void, usersize: libc::size_t)
-        -> libc::c_int;
+    fn csops(
+        pid: libc::pid_t,
+        ops: u32,
+        useraddr: *mut libc::c_void,
+        usersize: libc::size_t,
+    ) -> libc::c_int;
     fn csr_check(mask: u32) -> libc::c_int;
 }
 const CS_OPS_STATUS: u32 = 0;
@@ -61,7 +65,13 @@ fn resolve(argv0: &Path) -> Option<PathBuf> {
 fn process_name(pid: u32) -> Option<String> {
     let mut buf = [0u8; 256];
     // SAFETY: proc_name writes at most `buf.len()` bytes into `buf`.
-    let n = unsafe { libc::proc_name(pid as libc::c_int, buf.as_mut_ptr().cast(), buf.len() as u32) };
+    let n = unsafe {
+        libc::proc_name(
+            pid as libc::c_int,
+            buf.as_mut_ptr().cast(),
+            buf.len() as u32,
+        )
+    };
     (n > 0).then(|| String::from_utf8_lossy(&buf[..n as usize]).into_owned())
 }
 
@@ -77,10 +87,16 @@ fn check_pid(pid: u32) -> Result<String> {
         let mut flags: u32 = 0;
         // SAFETY: CS_OPS_STATUS writes one u32 into `flags`.
         let ok = unsafe {
-            csops(pid as libc::pid_t, CS_OPS_STATUS, (&mut flags as *mut u32).cast(), 4)
+            csops(
+                pid as libc::pid_t,
+                CS_OPS_STATUS,
+                (&mut flags as *mut u32).cast(),
+                4,
+            )
         } == 0;
-        if ok && (flags & (CS_PLATFORM_BINARY | CS_RESTRICT) != 0
-            || (flags & CS_RUNTIME != 0 && flags & CS_GET_TASK_ALLOW == 0))
+        if ok
+            && (flags & (CS_PLATFORM_BINARY | CS_RESTRICT) != 0
+                || (flags & CS_RUNTIME != 0 && flags & CS_GET_TASK_ALLOW == 0))
         {
             return Err(errors::sip_blocked(format!(
                 "{name} (pid {pid}) is an Apple platform binary, restricted or hardened-runtime process, which DTrace cannot trace while System Integrity Protection is on"
@@ -122,9 +138,8 @@ pub fn record(
     let (comm, pid) = match target {
         Target::Spawn { argv } => {
             let argv0 = argv.first().map(PathBuf::from).unwrap_or_default();
-            let path = resolve(&argv0).ok_or_else(|| {
-                Error::Invalid(format!("{}: program not found", argv0.display()))
-            })?;
+            let path = resolve(&argv0)
+                .ok_or_else(|| Error::Invalid(format!("{}: program not found", argv0.display())))?;
             if sip_restricts_dtrace() && errors::sip_protected_path(&path) {
                 return Err(errors::sip_blocked(format!(
                     "{} is in a location protected by System Integrity Protection, where dtrace -c cannot start it",

@@ -163,6 +163,9 @@ pub fn generate(
     line(&format!("#pragma D option dynvarsize={DYNVARSIZE}"));
     line("#pragma D option bufresize=auto");
     line("");
+    // Declared, so that the predicates below may read it before any clause assigns it.
+    line("self int allocflame_depth;");
+    line("");
     line("/*");
     line(" * Count the outermost allocator call of each thread only: malloc calling");
     line(" * malloc_zone_malloc, or realloc(NULL, n) calling malloc, is one allocation, at the");
@@ -228,21 +231,21 @@ pub fn generate(
     marker(body, SECTIONS[0]);
     let _ = writeln!(
         body,
-        "\tprinta(\"{PROBE_LINE} %s %s %@u\\n\", @allocflame_calls);"
+        "\tprinta(\"{PROBE_LINE} %s %s %@d\\n\", @allocflame_calls);"
     );
     marker(body, SECTIONS[1]);
     let _ = writeln!(
         body,
-        "\tprinta(\"{PROBE_LINE} %s %s %@u\\n\", @allocflame_callbytes);"
+        "\tprinta(\"{PROBE_LINE} %s %s %@d\\n\", @allocflame_callbytes);"
     );
     marker(body, SECTIONS[2]);
     // An aggregation the script never assigns cannot be named in printa.
     if stacks && !probes.is_empty() {
-        body.push_str("\tprinta(\"%k\\n%@u\\n\", @allocflame_allocs);\n");
+        body.push_str("\tprinta(\"%k\\n%@d\\n\", @allocflame_allocs);\n");
     }
     marker(body, SECTIONS[3]);
     if stacks && !probes.is_empty() {
-        body.push_str("\tprinta(\"%k\\n%@u\\n\", @allocflame_bytes);\n");
+        body.push_str("\tprinta(\"%k\\n%@d\\n\", @allocflame_bytes);\n");
     }
     marker(body, SECTIONS[4]);
     body.push_str("}\n");
