@@ -368,6 +368,14 @@ impl<'a> Parser<'a> {
     }
 
     fn operator(&mut self) -> Option<NodeId> {
+        let r = self.operator_inner();
+        if r.is_none() && std::env::var_os("SD_DEBUG").is_some() {
+            eprintln!("fail at {} stack={:?}", self.pos, self.stack.iter().map(|&n| self.a.kind(n)).collect::<Vec<_>>());
+        }
+        r
+    }
+
+    fn operator_inner(&mut self) -> Option<NodeId> {
         let c = self.next();
         match c {
             b'A' => self.multi_substitutions(),
@@ -2098,12 +2106,14 @@ impl<'a> Parser<'a> {
             b's' => self.generic_specialization(Kind::GenericSpecializationPrespecialized, None),
             b'i' => self.generic_specialization(Kind::InlinedGenericFunction, None),
             b't' => {
-                // Specialization with dropped metatype arguments: `Tt<n>…`.
-                let mut dropped = Vec::new();
-                while self.next_if(b't') {
-                    dropped.push(self.index()?);
+                // Specialization with dropped arguments: `Tt` then
+                // `t<index>`… before the specialization kind.
+                while matches!(self.peek(), b't' | b'_' | b'0'..=b'9') {
+                    self.next();
                 }
-                let _ = dropped;
+                if !self.next_if(b'g') {
+                    return None;
+                }
                 self.generic_specialization(Kind::GenericSpecialization, None)
             }
             b'p' | b'P' => {
@@ -2689,8 +2699,13 @@ impl<'a> Parser<'a> {
             }
             b'P' => {
                 let reqs = self.a.node(Kind::ConstrainedExistentialRequirementList)?;
-                while let Some(r) = self.pop_if(is_requirement) {
+                loop {
+                    let first = self.pop_kind(Kind::FirstElementMarker).is_some();
+                    let r = self.pop_if(is_requirement)?;
                     self.a.add(reqs, r);
+                    if first || self.a.num_children(reqs) > 256 {
+                        break;
+                    }
                 }
                 self.a.reverse_children(reqs, 0);
                 let base = self.pop_kind(Kind::Type)?;

@@ -748,6 +748,9 @@ impl<'a> Printer<'a> {
         if has_name || !overwrite_name.is_empty() {
             if !extra_name.is_empty() && multi_word {
                 self.s(extra_name);
+                if extra_index >= 0 {
+                    self.num(extra_index as u64);
+                }
                 self.s(" of ");
                 extra_name = "";
             }
@@ -1041,19 +1044,39 @@ impl<'a> Printer<'a> {
                 }
             }
             Variable => return self.print_entity(n, as_prefix, TypePr::Colon, true, "", -1, "", depth),
-            Function | BoundGenericFunction => {
-                if k == BoundGenericFunction {
-                    // `name<Args>` form.
-                    let f = self.ch(n, 0)?;
-                    let r = self.print_entity(f, as_prefix, TypePr::No, true, "", -1, "", depth);
-                    self.s("<");
-                    if let Some(tl) = self.a.child(n, 1) {
-                        self.children(tl, ", ", depth);
-                    }
-                    self.s(">");
-                    return r;
+            Function => return self.print_entity(n, as_prefix, TypePr::FunctionStyle, true, "", -1, "", depth),
+            BoundGenericFunction => {
+                let f = self.ch(n, 0)?;
+                let ctx = self.ch(f, 0)?;
+                if as_prefix {
+                    return Some(n);
                 }
-                return self.print_entity(n, as_prefix, TypePr::FunctionStyle, true, "", -1, "", depth);
+                if self.print_context(ctx) {
+                    let before = self.out.len();
+                    self.print(ctx, depth, true);
+                    if self.out.len() != before {
+                        self.s(".");
+                    }
+                }
+                if self.k(f) == Function {
+                    self.pc(f, 1, depth);
+                }
+                self.s("<");
+                if let Some(tl) = self.a.child(n, 1) {
+                    self.children(tl, ", ", depth);
+                }
+                self.s(">");
+                if let Some(t) = self.child_of_kind(f, Type) {
+                    let mut ty = self.ch(t, 0)?;
+                    if self.k(ty) == DependentGenericType {
+                        let inner = self.ch(ty, 1)?;
+                        ty = self.a.skip_type(inner);
+                    }
+                    match self.child_of_kind(f, LabelList) {
+                        Some(l) => self.print_function_type(Some(l), ty, depth),
+                        None => self.p(ty, depth),
+                    }
+                }
             }
             Subscript => return self.print_entity(n, as_prefix, TypePr::FunctionStyle, false, "", -1, "subscript", depth),
             GenericTypeParamDecl => return self.print_entity(n, as_prefix, TypePr::No, true, "", -1, "", depth),
@@ -1403,17 +1426,13 @@ impl<'a> Printer<'a> {
                 }
                 self.p(ch[ki], depth);
                 self.s(" of ");
-                let mut prefix: Option<NodeId> = None;
-                for (i, &c) in ch[..ki].iter().enumerate() {
-                    if i == 0 && ki > 1 {
-                        prefix = Some(c);
+                let mut sig = None;
+                for &c in &ch[..ki] {
+                    if self.k(c) == DependentGenericSignature {
+                        sig = Some(c);
                         continue;
                     }
-                    let _ = prefix;
                     self.p(c, depth);
-                }
-                if let Some(pf) = prefix {
-                    self.p(pf, depth);
                 }
                 self.s(" with respect to parameters ");
                 if let Some(&p) = ch.get(ki + 1) {
@@ -1422,6 +1441,10 @@ impl<'a> Printer<'a> {
                 self.s(" and results ");
                 if let Some(&r) = ch.get(ki + 2) {
                     self.print_index_subset(r);
+                }
+                if let Some(g) = sig {
+                    self.s(" with ");
+                    self.p(g, depth);
                 }
             }
             AutoDiffSubsetParametersThunk => {
@@ -1448,7 +1471,6 @@ impl<'a> Printer<'a> {
                 if let Some(&t) = ch.get(ki + 3) {
                     self.print_index_subset(t);
                 }
-                self.s(" of type ");
             }
             AutoDiffSelfReorderingReabstractionThunk => {
                 self.s("autodiff self-reordering reabstraction thunk ");
@@ -1656,8 +1678,15 @@ impl<'a> Printer<'a> {
                 self.pc(n, 0, depth);
             }
             ValueWitnessTable => self.print_outlined(n, "value witness table for ", depth),
-            BoundGenericClass | BoundGenericStructure | BoundGenericEnum | BoundGenericProtocol | BoundGenericOtherNominalType
-            | BoundGenericTypeAlias => self.print_bound_generic(n, depth),
+            BoundGenericProtocol => {
+                let args = self.ch(n, 1)?;
+                self.pc(args, 0, depth);
+                self.s(" as ");
+                self.pc(n, 0, depth);
+            }
+            BoundGenericClass | BoundGenericStructure | BoundGenericEnum | BoundGenericOtherNominalType | BoundGenericTypeAlias => {
+                self.print_bound_generic(n, depth)
+            }
             DynamicSelf => self.s("Self"),
             SILBoxType => self.print_outlined(n, "@box ", depth),
             Metatype => {
@@ -1690,8 +1719,9 @@ impl<'a> Printer<'a> {
                 self.pc(n, idx, depth);
                 self.s(".Type");
             }
+            ImplParameterIsolated | ImplParameterImplicitLeading => {}
             MetatypeRepresentation | ImplConvention | ImplFunctionAttribute | ImplFunctionConventionName
-            | ImplParameterResultDifferentiability | ImplParameterSending | ImplParameterIsolated | ImplParameterImplicitLeading => {
+            | ImplParameterResultDifferentiability | ImplParameterSending => {
                 let t = self.text(n);
                 self.s(t);
             }
@@ -1841,7 +1871,18 @@ impl<'a> Printer<'a> {
                 if k == ImplYield {
                     self.s("@yields ");
                 }
-                self.children(n, " ", depth);
+                let ch: Vec<NodeId> = self.a.children(n).to_vec();
+                let mut first = true;
+                for c in ch {
+                    if matches!(self.k(c), ImplParameterIsolated | ImplParameterImplicitLeading) {
+                        continue;
+                    }
+                    if !first {
+                        self.s(" ");
+                    }
+                    first = false;
+                    self.p(c, depth);
+                }
             }
             ImplSendingResult => self.s("sending"),
             ImplFunctionType => self.print_impl_function_type(n, depth),
@@ -2225,7 +2266,8 @@ impl<'a> Printer<'a> {
                 }
                 if let Some(f) = self.a.child(n, 1) {
                     self.s(" file ");
-                    self.p(f, depth);
+                    let t = self.text(f);
+                    self.s(t);
                 }
                 if let Some(l) = self.a.child(n, 2) {
                     self.s(" line ");
@@ -2367,7 +2409,7 @@ impl<'a> Printer<'a> {
     fn print_identifier(&mut self, t: &str) {
         let needs_quotes = !t.is_empty()
             && (t.as_bytes()[0].is_ascii_digit() || t.bytes().any(|b| b.is_ascii() && !(b.is_ascii_alphanumeric() || b == b'_' || b == b'$')));
-        if needs_quotes {
+        if needs_quotes && !t.starts_with('`') {
             self.s("`");
             self.s(t);
             self.s("`");

@@ -35,12 +35,12 @@ pub(crate) fn decode(input: &str) -> Option<String> {
         Some(p) => (&bytes[..p], &bytes[p + 1..]),
         None => (&bytes[..0], bytes),
     };
-    let mut out: Vec<char> = Vec::with_capacity(bytes.len());
+    let mut out: Vec<u32> = Vec::with_capacity(bytes.len());
     for &c in basic {
         if c >= 0x80 {
             return None;
         }
-        out.push(c as char);
+        out.push(u32::from(c));
     }
     let mut n = INITIAL_N;
     let mut i: u32 = 0;
@@ -71,14 +71,20 @@ pub(crate) fn decode(input: &str) -> Option<String> {
         bias = adapt(i - old_i, len, old_i == 0);
         n = n.checked_add(i / len)?;
         i %= len;
-        let ch = char::from_u32(n)?;
-        out.insert(i as usize, ch);
+        if n < 0x80 {
+            return None;
+        }
+        out.insert(i as usize, n);
         i += 1;
         if out.len() > 4096 {
             return None;
         }
     }
-    Some(out.into_iter().collect())
+    // Swift maps ASCII characters that may not appear in identifiers to
+    // U+D800 + c before encoding, so they are not "basic" code points.
+    out.into_iter()
+        .map(|c| if (0xD800..0xD880).contains(&c) { char::from_u32(c - 0xD800) } else { char::from_u32(c) })
+        .collect()
 }
 
 #[cfg(test)]
