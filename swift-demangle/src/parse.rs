@@ -368,11 +368,7 @@ impl<'a> Parser<'a> {
     }
 
     fn operator(&mut self) -> Option<NodeId> {
-        let r = self.operator_inner();
-        if r.is_none() && std::env::var_os("SD_DEBUG").is_some() {
-            eprintln!("fail at {} stack={:?}", self.pos, self.stack.iter().map(|&n| self.a.kind(n)).collect::<Vec<_>>());
-        }
-        r
+        self.operator_inner()
     }
 
     fn operator_inner(&mut self) -> Option<NodeId> {

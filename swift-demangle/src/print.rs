@@ -526,7 +526,7 @@ impl<'a> Printer<'a> {
         if let Some(pt) = patterns {
             self.s(" for <");
             if let Some(l) = self.ch(pt, 1) {
-                self.children(l, ", ", depth);
+                self.children(l, "", depth);
             }
             self.s(">");
         }
@@ -1456,8 +1456,10 @@ impl<'a> Printer<'a> {
                 };
                 self.p(ch[ki], depth);
                 self.s(" from ");
-                for &c in &ch[..ki] {
-                    self.p(c, depth);
+                if let Some(&f) = ch.first() {
+                    if f != ch[ki] {
+                        self.p(f, depth);
+                    }
                 }
                 self.s(" with respect to parameters ");
                 if let Some(&p) = ch.get(ki + 1) {
@@ -1470,6 +1472,12 @@ impl<'a> Printer<'a> {
                 self.s(" to parameters ");
                 if let Some(&t) = ch.get(ki + 3) {
                     self.print_index_subset(t);
+                }
+                if ki >= 2 {
+                    self.s(" of type ");
+                    for &c in &ch[1..ki] {
+                        self.p(c, depth);
+                    }
                 }
             }
             AutoDiffSelfReorderingReabstractionThunk => {
