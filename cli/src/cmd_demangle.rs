@@ -1,6 +1,9 @@
 //! `allocflame demangle`: a stdin → stdout filter.
 
+use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
+
+use allocflame_core::demangle::{demangle_text, DemangleOptions};
 
 /// Arguments of `allocflame demangle`.
 #[derive(clap::Args, Debug)]
@@ -10,8 +13,40 @@ pub struct DemangleArgs {
     pub simplified: bool,
 }
 
-/// Runs `allocflame demangle`.
+/// Runs `allocflame demangle`: every mangled Swift, C++ or Rust name in each line of stdin is
+/// replaced; everything else is copied unchanged.
 pub fn run(args: DemangleArgs) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("not implemented yet")
+    let options = DemangleOptions { simplified: args.simplified };
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    let mut input = stdin.lock();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if input.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        // Non-UTF-8 bytes are passed through as they are.
+        match std::str::from_utf8(&buf) {
+            Ok(line) => out.write_all(demangle_text(line, &options).as_bytes()),
+            Err(_) => out.write_all(&buf),
+        }
+        .or_else(ignore_broken_pipe)?;
+        if interactive {
+            out.flush().or_else(ignore_broken_pipe)?;
+        }
+    }
+    out.flush().or_else(ignore_broken_pipe)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `allocflame demangle | head` closing the pipe early is not an error.
+fn ignore_broken_pipe(e: std::io::Error) -> std::io::Result<()> {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Ok(())
+    } else {
+        Err(e)
+    }
 }
