@@ -25,6 +25,8 @@ pub mod output;
 pub mod script;
 
 #[cfg(target_os = "macos")]
+mod process;
+#[cfg(target_os = "macos")]
 mod run;
 
 use std::ffi::OsString;

@@ -8,30 +8,16 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long dtrace may take to print the aggregations after SIGINT.
+const STOP_GRACE: Duration = Duration::from_secs(120);
 
 use allocflame_core::source::{RecordOptions, RecordReport, StackSink, Target};
 use allocflame_core::{Error, Result};
 
 use crate::errors;
-
-// Code-signing status of a process (<sys/codesign.h>); exported by libSystem.
-extern "C" {
-    fn csops(
-        pid: libc::pid_t,
-        ops: u32,
-        useraddr: *mut libc::c_void,
-        usersize: libc::size_t,
-    ) -> libc::c_int;
-    fn csr_check(mask: u32) -> libc::c_int;
-}
-const CS_OPS_STATUS: u32 = 0;
-const CS_RESTRICT: u32 = 0x800;
-const CS_PLATFORM_BINARY: u32 = 0x0400_0000;
-const CS_GET_TASK_ALLOW: u32 = 0x4;
-const CS_RUNTIME: u32 = 0x0001_0000;
-/// `csr_check(CSR_ALLOW_UNRESTRICTED_DTRACE) == 0` when SIP's DTrace restriction is off.
-const CSR_ALLOW_UNRESTRICTED_DTRACE: u32 = 1 << 5;
+use crate::process;
 
 fn find_dtrace() -> Option<PathBuf> {
     let default = PathBuf::from(crate::command::DTRACE);
@@ -45,11 +31,6 @@ fn find_dtrace() -> Option<PathBuf> {
     })
 }
 
-fn sip_restricts_dtrace() -> bool {
-    // SAFETY: csr_check only reads the boot configuration.
-    unsafe { csr_check(CSR_ALLOW_UNRESTRICTED_DTRACE) != 0 }
-}
-
 /// The path `argv0` runs, looked up in PATH as dtrace -c does.
 fn resolve(argv0: &Path) -> Option<PathBuf> {
     if argv0.components().count() > 1 {
@@ -60,50 +41,6 @@ fn resolve(argv0: &Path) -> Option<PathBuf> {
         .map(|d| d.join(argv0))
         .find(|p| p.is_file())
         .and_then(|p| std::fs::canonicalize(p).ok())
-}
-
-fn process_name(pid: u32) -> Option<String> {
-    let mut buf = [0u8; 256];
-    // SAFETY: proc_name writes at most `buf.len()` bytes into `buf`.
-    let n = unsafe {
-        libc::proc_name(
-            pid as libc::c_int,
-            buf.as_mut_ptr().cast(),
-            buf.len() as u32,
-        )
-    };
-    (n > 0).then(|| String::from_utf8_lossy(&buf[..n as usize]).into_owned())
-}
-
-fn check_pid(pid: u32) -> Result<String> {
-    // SAFETY: signal 0 only checks that the process exists.
-    if unsafe { libc::kill(pid as libc::pid_t, 0) } != 0
-        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
-    {
-        return Err(Error::Invalid(format!("no process with pid {pid}")));
-    }
-    let name = process_name(pid).unwrap_or_else(|| format!("pid {pid}"));
-    if sip_restricts_dtrace() {
-        let mut flags: u32 = 0;
-        // SAFETY: CS_OPS_STATUS writes one u32 into `flags`.
-        let ok = unsafe {
-            csops(
-                pid as libc::pid_t,
-                CS_OPS_STATUS,
-                (&mut flags as *mut u32).cast(),
-                4,
-            )
-        } == 0;
-        if ok
-            && (flags & (CS_PLATFORM_BINARY | CS_RESTRICT) != 0
-                || (flags & CS_RUNTIME != 0 && flags & CS_GET_TASK_ALLOW == 0))
-        {
-            return Err(errors::sip_blocked(format!(
-                "{name} (pid {pid}) is an Apple platform binary, restricted or hardened-runtime process, which DTrace cannot trace while System Integrity Protection is on"
-            )));
-        }
-    }
-    Ok(name)
 }
 
 fn temp_path(what: &str) -> PathBuf {
@@ -135,27 +72,36 @@ pub fn record(
     if unsafe { libc::geteuid() } != 0 {
         return Err(errors::not_root());
     }
-    let (comm, pid) = match target {
+    let mut run_target = target.clone();
+    let (comm, pid, held) = match &mut run_target {
         Target::Spawn { argv } => {
             let argv0 = argv.first().map(PathBuf::from).unwrap_or_default();
             let path = resolve(&argv0)
                 .ok_or_else(|| Error::Invalid(format!("{}: program not found", argv0.display())))?;
-            if sip_restricts_dtrace() && errors::sip_protected_path(&path) {
+            if process::sip_restricts_dtrace() && errors::sip_protected_path(&path) {
                 return Err(errors::sip_blocked(format!(
                     "{} is in a location protected by System Integrity Protection, where dtrace -c cannot start it",
                     path.display()
                 )));
             }
-            (target.describe(), 0)
+            // A bare name is looked up in PATH here, as a shell would; dtrace gets the path.
+            if argv0.components().count() == 1 {
+                argv[0] = path.into_os_string();
+            }
+            (target.describe(), 0, None)
         }
-        Target::Attach { pid, .. } => (check_pid(*pid)?, *pid),
+        Target::Attach { pid, .. } => (
+            process::check_pid(*pid)?,
+            *pid,
+            Some(process::Held::before(*pid)),
+        ),
     };
 
     let script_path = temp_path("d");
     let output_path = temp_path("out");
     let _cleanup = TempFiles(vec![script_path.clone(), output_path.clone()]);
     let plan = crate::plan(
-        target,
+        &run_target,
         options,
         &script_path.to_string_lossy(),
         &output_path.to_string_lossy(),
@@ -186,20 +132,30 @@ pub fn record(
         String::from_utf8_lossy(&kept).into_owned()
     });
 
-    let mut interrupted = false;
+    let mut interrupted = None;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
             Ok(None) => {}
             Err(_) => break None,
         }
-        if options.stop_requested() && !interrupted {
-            interrupted = true;
-            // SAFETY: the pid is our live child's.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        match interrupted {
+            None if options.stop_requested() => {
+                interrupted = Some(Instant::now());
+                // SAFETY: the pid is our live child's.
+                unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+            }
+            // dtrace prints the aggregations and exits on SIGINT; one that does not, within a
+            // generous time for printing, is hung.
+            Some(at) if at.elapsed() > STOP_GRACE => {
+                let _ = child.kill();
+            }
+            _ => {}
         }
         thread::sleep(Duration::from_millis(50));
     };
+    let interrupted = interrupted.is_some();
+    let released = held.as_ref().and_then(process::Held::release);
     let stderr_text = reader.join().unwrap_or_default();
     let code = status.and_then(|s| s.code());
 
@@ -208,17 +164,20 @@ pub fn record(
     let mut report = RecordReport::new(backend, plan.probes.len());
     report.notes = plan.notes;
     report.interrupted = interrupted;
+    report.notes.extend(released);
     if !crate::output::has_sections(&text) {
         return Err(errors::classify(&stderr_text, code));
     }
     let capture = crate::output::parse_capture(&text, &file)?;
     crate::hand_over(&capture, &plan.probes, &comm, pid, sink, &mut report);
     crate::account_drops(errors::drops(&stderr_text), sink, &mut report);
-    if code != Some(0) && !capture.complete {
-        return Err(Error::Backend(format!(
-            "dtrace ended early; the partial results were kept:\n{}",
+    if code != Some(0) {
+        // What was printed is kept (hand_over marked it partial if it is); the reason goes
+        // with it rather than replacing it.
+        report.notes.push(format!(
+            "dtrace did not end cleanly: {}",
             errors::classify(&stderr_text, code)
-        )));
+        ));
     }
     Ok(report)
 }
