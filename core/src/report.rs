@@ -47,6 +47,8 @@ impl Summary {
         let mut totalw: FxHashMap<FrameId, Weight> = FxHashMap::default();
         let mut seen: Vec<FrameId> = Vec::new();
         for (ids, w) in profile.stack_ids() {
+            // The root frame names the process, not a function: leave it out of the tables.
+            let ids = if ids.len() > 1 { &ids[1..] } else { ids };
             if let Some(&leaf) = ids.last() {
                 *selfw.entry(leaf).or_default() += w;
             }
@@ -227,6 +229,7 @@ mod tests {
         assert_eq!(s.top_self[0].allocs, 7);
         let r = s.top_total.iter().find(|f| f.function == "r").unwrap();
         assert_eq!(r.allocs, 1, "recursion counted once per stack");
+        assert_eq!(s.top_total[0].function, "main", "the root (process name) is no function");
         assert_eq!(s.top_total[0].allocs, 11);
     }
 }
