@@ -150,6 +150,7 @@ fn feed_all(bytes: &[u8]) {
             annotate_kernel: true,
             annotate_jit: true,
             first_event_only: true,
+            outermost_only: true,
             ..PerfOptions::default()
         };
         let _ = perf::parse(text, "fuzz", &all);

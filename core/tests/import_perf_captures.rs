@@ -120,3 +120,44 @@ fn format_is_detected() {
         assert_eq!(p.total().allocs, 10);
     }
 }
+
+/// `nested.c`: 4 × `realloc(NULL, 50)` in `grow` (which gcc turns into `malloc(50)`) and
+/// 2 × `reallocarray(NULL, 3, 8)` in `grow_array`, which glibc tail-calls into `realloc`,
+/// which tail-calls into `malloc`: 6 allocations, 10 probe hits.
+#[test]
+fn nested_calls_counted_once_with_outermost_only() {
+    let name = "nested-dwarf.txt";
+    let all = parse(name, &PerfOptions::default());
+    assert_eq!(all.total().allocs, 10);
+    let outer = parse(
+        name,
+        &PerfOptions {
+            outermost_only: true,
+            ..PerfOptions::default()
+        },
+    );
+    assert_eq!(
+        folded(&outer, WeightKind::Allocations),
+        "nested;_start;__libc_start_main_impl;__libc_start_call_main;main;grow;__GI___libc_malloc 4\n\
+         nested;_start;__libc_start_main_impl;__libc_start_call_main;main;grow_array;__GI___libc_reallocarray 2\n"
+    );
+    assert_eq!(outer.skipped, 0);
+}
+
+#[test]
+fn nested_calls_in_frame_pointer_capture() {
+    // The frame-pointer walk misses the immediate caller, but the tail-call chain still shows
+    // as consecutive events with the same stack below the leaf.
+    let outer = parse(
+        "nested-fp.txt",
+        &PerfOptions {
+            outermost_only: true,
+            ..PerfOptions::default()
+        },
+    );
+    assert_eq!(
+        folded(&outer, WeightKind::Allocations),
+        "nested;__libc_start_call_main;main;__libc_reallocarray 2\n\
+         nested;__libc_start_call_main;main;malloc 4\n"
+    );
+}

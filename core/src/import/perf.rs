@@ -33,7 +33,9 @@
 //!   [`Profile::skipped`]; if more than 1% of the events are skipped, parsing fails with an
 //!   [`crate::Error::Parse`] naming the first bad line.
 
-use rustc_hash::FxHashMap;
+use std::hash::Hasher;
+
+use rustc_hash::{FxHashMap, FxHasher};
 
 use crate::error::Result;
 use crate::profile::{shorten, FrameId, Profile, Weight};
@@ -58,6 +60,16 @@ pub struct PerfOptions {
     /// Only count events with the name of the first event, as inferno does when it is given
     /// no event filter. Default is `false`.
     pub first_event_only: bool,
+    /// Count an allocation once, at the outermost probed call, when glibc's allocation
+    /// functions call each other (`reallocarray` → `realloc` → `malloc`, `realloc(NULL, n)` →
+    /// `malloc`, `memalign`-family → `malloc` for small alignments). Those are tail calls, so
+    /// the outer function is not on the inner event's stack, even with DWARF unwinding: the
+    /// inner event is recognised as the uprobe event that directly follows the outer one on
+    /// the same thread, with a leaf the outer one calls and the same stack below the leaf,
+    /// return addresses included. Reliable with `--call-graph dwarf`; with frame-pointer
+    /// stacks the caller's frame is missing, so `p = realloc(q, n); r = malloc(m);` in one
+    /// function would look nested. Default is `false`: every event counts.
+    pub outermost_only: bool,
 }
 
 /// Whether `line` looks like the header line of a `perf script` event: a process name, a
@@ -263,6 +275,14 @@ struct Parser<'t, 'o> {
     weight: Weight,
     has_size: bool,
     frames: Vec<FrameId>,
+    // Nested calls (outermost_only): per thread, the last uprobe entry event's leaf and the
+    // hash of its stack below the leaf.
+    last_entry: FxHashMap<&'t str, (FrameId, u64)>,
+    tid: &'t str,
+    uprobe_entry: bool,
+    stack_lines: u32,
+    below_hash: u64,
+    nested: u64,
     // Accounting.
     events: u64,
     counted: u64,
@@ -292,6 +312,12 @@ impl<'t, 'o> Parser<'t, 'o> {
             weight: Weight::default(),
             has_size: false,
             frames: Vec::new(),
+            last_entry: FxHashMap::default(),
+            tid: "",
+            uprobe_entry: false,
+            stack_lines: 0,
+            below_hash: 0,
+            nested: 0,
             events: 0,
             counted: 0,
             sized: 0,
@@ -345,6 +371,10 @@ impl<'t, 'o> Parser<'t, 'o> {
         self.in_event = true;
         self.event_ok = true;
         self.frames.clear();
+        self.tid = h.tid;
+        self.stack_lines = 0;
+        self.below_hash = 0;
+        self.uprobe_entry = is_uprobe_entry(h.rest);
         if let Some(event) = h.event {
             let wanted = match &self.filter {
                 Some(f) => f == event,
@@ -356,6 +386,10 @@ impl<'t, 'o> Parser<'t, 'o> {
                 }
             };
             if !wanted || event.ends_with("__return") {
+                if self.opt.outermost_only {
+                    // The call returned (or another probe fired): no nesting across it.
+                    self.last_entry.remove(h.tid);
+                }
                 self.event_ok = false;
                 return;
             }
@@ -405,6 +439,14 @@ impl<'t, 'o> Parser<'t, 'o> {
 
     fn stack_line(&mut self, line: &'t str, lineno: usize) {
         let trimmed = line.trim_start();
+        if self.opt.outermost_only {
+            if self.stack_lines > 0 {
+                let mut h = FxHasher::default();
+                h.write(trimmed.as_bytes());
+                self.below_hash = self.below_hash.rotate_left(7) ^ h.finish();
+            }
+            self.stack_lines += 1;
+        }
         let key = if self.opt.include_addrs {
             trimmed
         } else {
@@ -494,7 +536,35 @@ impl<'t, 'o> Parser<'t, 'o> {
         }
     }
 
+    /// Whether the event that just ended is a call nested in the thread's previous one (see
+    /// [`PerfOptions::outermost_only`]); remembers it as the thread's last entry event.
+    fn is_nested(&mut self) -> bool {
+        let leaf = match self.frames.first() {
+            Some(&leaf) if self.uprobe_entry && self.stack_lines >= 2 => leaf,
+            _ => {
+                self.last_entry.remove(self.tid);
+                return false;
+            }
+        };
+        let nested = match self.last_entry.get(self.tid) {
+            Some(&(outer, hash)) => {
+                hash == self.below_hash
+                    && calls_internally(
+                        base_name(self.profile.name(outer)),
+                        base_name(self.profile.name(leaf)),
+                    )
+            }
+            None => false,
+        };
+        self.last_entry.insert(self.tid, (leaf, self.below_hash));
+        nested
+    }
+
     fn end_event(&mut self) {
+        if self.in_event && self.event_ok && self.opt.outermost_only && self.is_nested() {
+            self.nested += 1;
+            self.event_ok = false;
+        }
         if self.in_event && self.event_ok {
             self.key_buf.clear();
             self.key_buf.push(self.root);
@@ -536,6 +606,35 @@ impl<'t, 'o> Parser<'t, 'o> {
         self.profile.bytes_known = self.counted > 0 && self.sized == self.counted;
         Ok(self.profile)
     }
+}
+
+/// Whether an event's trace data is a uprobe (or kprobe) entry's `(ADDRESS)`.
+fn is_uprobe_entry(rest: &str) -> bool {
+    rest.strip_prefix('(')
+        .and_then(|r| r.split_once(')'))
+        .is_some_and(|(addr, _)| !addr.is_empty() && addr.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// glibc's name of an allocation function without its internal prefixes
+/// (`__GI___libc_malloc`, `__libc_calloc`, `__posix_memalign` → `malloc`, `calloc`, …).
+fn base_name(name: &str) -> &str {
+    let name = name.strip_prefix("__GI_").unwrap_or(name);
+    name.strip_prefix("__libc_")
+        .or_else(|| name.strip_prefix("__"))
+        .unwrap_or(name)
+}
+
+/// Whether glibc's `outer` calls `inner` (by a tail call) for some arguments.
+fn calls_internally(outer: &str, inner: &str) -> bool {
+    matches!(
+        (outer, inner),
+        ("reallocarray", "realloc" | "malloc")
+            | ("realloc", "malloc")
+            | (
+                "memalign" | "posix_memalign" | "aligned_alloc" | "valloc" | "pvalloc",
+                "malloc"
+            )
+    )
 }
 
 /// The `size=` and `nmemb=` fields of a uprobe's trace data, decimal or `0x` hex.
@@ -609,6 +708,32 @@ mod tests {
         );
         assert_eq!(stack_line_parts("7f12 main(int)"), None);
         assert_eq!(stack_line_parts("THIS_IS_A_WEIRD_LINE"), None);
+    }
+
+    #[test]
+    fn outermost_only_needs_a_known_pair_and_the_same_call_site() {
+        let opt = PerfOptions {
+            outermost_only: true,
+            ..PerfOptions::default()
+        };
+        let ev = |f: &str, site: &str| {
+            format!("p 1/2 [0] 1.0: probe_libc:{f}: (7f)\n\t1 {f} (/l)\n\t{site} f (/x)\n\n")
+        };
+        // realloc then malloc from another call site: two allocations.
+        let t = ev("realloc", "10") + &ev("malloc", "20");
+        assert_eq!(parse(&t, "t", &opt).unwrap().total().allocs, 2);
+        // malloc twice from one call site (a loop): two allocations.
+        let t = ev("malloc", "10") + &ev("malloc", "10");
+        assert_eq!(parse(&t, "t", &opt).unwrap().total().allocs, 2);
+        // realloc's tail call into malloc: one.
+        let t = ev("realloc", "10") + &ev("malloc", "10");
+        assert_eq!(parse(&t, "t", &opt).unwrap().total().allocs, 1);
+        // ... unless its return was seen in between.
+        let ret = "p 1/2 [0] 1.0: probe_libc:realloc__return: (7f <- 5)\n\t1 f (/x)\n\n";
+        let t = ev("realloc", "10") + ret + &ev("malloc", "10");
+        assert_eq!(parse(&t, "t", &opt).unwrap().total().allocs, 2);
+        assert_eq!(base_name("__GI___libc_malloc"), "malloc");
+        assert_eq!(base_name("__posix_memalign"), "posix_memalign");
     }
 
     #[test]
