@@ -119,6 +119,12 @@ pub fn plan(
                 .to_owned(),
         );
     }
+    if let Target::Spawn { .. } = target {
+        notes.push(
+            "dtrace -c starts the program as dtrace's user, root: files it creates belong to root"
+                .to_owned(),
+        );
+    }
     if let Target::Attach {
         duration: Some(d), ..
     } = target

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 pub use allocflame_core::import::dtrace::{parse_records, DtraceRecord};
 use allocflame_core::{Error, Result, Weight};
 
-use crate::script::{FORMAT_VERSION, MARKER, PROBE_LINE, SECTIONS};
+use crate::script::{FORMAT_VERSION, MARKER, PROBE_LINE, SECTIONS, TARGET_LINE};
 
 /// What a run of the generated script printed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -37,6 +37,20 @@ impl Capture {
             .iter()
             .fold(Weight::default(), |acc, (_, _, w)| acc + *w)
     }
+}
+
+/// The traced pid, from the line the script's BEGIN clause prints.
+///
+/// ```
+/// use allocflame_backend_dtrace::output::target_pid;
+/// assert_eq!(target_pid("allocflame-target 4242\n"), Some(4242));
+/// ```
+pub fn target_pid(text: &str) -> Option<u32> {
+    text.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix(TARGET_LINE)
+            .and_then(|rest| rest.trim().parse().ok())
+    })
 }
 
 /// Whether `text` holds any section of the generated script's output.

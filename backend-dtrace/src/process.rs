@@ -188,3 +188,23 @@ impl Held {
         })
     }
 }
+
+/// Ends `pid` if it still runs and is still the program `name` (so a reused pid is left
+/// alone): a spawned target must not outlive its recording. Returns a note if it had to.
+pub fn end_leftover(pid: u32, name: Option<&str>) -> Option<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    // dtrace's own ending of the program may take a moment.
+    while process_name(pid).is_some() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let running = process_name(pid)?;
+    // proc_name gives at most MAXCOMLEN (16) bytes of the name.
+    if name.is_some_and(|n| !n.starts_with(running.as_str())) {
+        return None;
+    }
+    // SAFETY: a signal to the program this recording started.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    Some(format!(
+        "the program ({running}, pid {pid}) still ran after dtrace ended; allocflame killed it"
+    ))
+}

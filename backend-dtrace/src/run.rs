@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -118,19 +119,24 @@ pub fn record(
         .spawn()
         .map_err(|e| Error::io(&dtrace, e))?;
     // dtrace's stderr also carries the -c program's: pass it through and keep a copy.
-    let mut stderr = child.stderr.take();
-    let reader = thread::spawn(move || {
-        let mut kept = Vec::new();
-        let mut buf = [0u8; 8192];
-        while let Some(Ok(n)) = stderr.as_mut().map(|s| s.read(&mut buf)) {
-            if n == 0 {
-                break;
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    if let Some(mut stderr) = child.stderr.take() {
+        let kept = kept.clone();
+        thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let _ = std::io::stderr().write_all(&buf[..n]);
+                if let Ok(mut k) = kept.lock() {
+                    k.extend_from_slice(&buf[..n]);
+                }
             }
-            let _ = std::io::stderr().write_all(&buf[..n]);
-            kept.extend_from_slice(&buf[..n]);
-        }
-        String::from_utf8_lossy(&kept).into_owned()
-    });
+            let _ = done_tx.send(());
+        });
+    }
 
     let mut interrupted = None;
     let status = loop {
@@ -156,7 +162,6 @@ pub fn record(
     };
     let interrupted = interrupted.is_some();
     let released = held.as_ref().and_then(process::Held::release);
-    let stderr_text = reader.join().unwrap_or_default();
     let code = status.and_then(|s| s.code());
 
     let text = std::fs::read_to_string(&output_path).unwrap_or_default();
@@ -165,10 +170,32 @@ pub fn record(
     report.notes = plan.notes;
     report.interrupted = interrupted;
     report.notes.extend(released);
+    let traced = crate::output::target_pid(&text);
+    if let (Target::Spawn { argv }, Some(child_pid)) = (target, traced) {
+        // dtrace ends the program it started when it exits; make sure, on every path.
+        let name = argv.first().map(|a| {
+            Path::new(a)
+                .file_name()
+                .unwrap_or(a)
+                .to_string_lossy()
+                .into_owned()
+        });
+        if let Some(note) = process::end_leftover(child_pid, name.as_deref()) {
+            report.notes.push(note);
+        }
+    }
+    // A program (or its children) may keep the stderr pipe open after dtrace ended: wait
+    // for the end of dtrace's messages only briefly.
+    let _ = done_rx.recv_timeout(Duration::from_secs(2));
+    let stderr_text = kept
+        .lock()
+        .map(|k| String::from_utf8_lossy(&k).into_owned())
+        .unwrap_or_default();
     if !crate::output::has_sections(&text) {
         return Err(errors::classify(&stderr_text, code));
     }
     let capture = crate::output::parse_capture(&text, &file)?;
+    let pid = traced.unwrap_or(pid);
     crate::hand_over(&capture, &plan.probes, &comm, pid, sink, &mut report);
     crate::account_drops(errors::drops(&stderr_text), sink, &mut report);
     if code != Some(0) {

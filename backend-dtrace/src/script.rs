@@ -32,6 +32,10 @@ pub const FORMAT_VERSION: u32 = 1;
 /// The prefix of the per-probe lines (`allocflame-probe MODULE FUNCTION VALUE`).
 pub const PROBE_LINE: &str = "allocflame-probe";
 
+/// The prefix of the line that names the traced pid (`allocflame-target PID`), printed by
+/// BEGIN before the sections.
+pub const TARGET_LINE: &str = "allocflame-target";
+
 /// The sections of the output, in the order the END clause prints them.
 pub const SECTIONS: [&str; 5] = ["calls", "call-bytes", "allocs", "bytes", "end"];
 
@@ -165,6 +169,13 @@ pub fn generate(
     line("");
     // Declared, so that the predicates below may read it before any clause assigns it.
     line("self int allocflame_depth;");
+    line("");
+    // The traced pid: the process a spawned recording must not leave behind, and the pid of
+    // its stacks.
+    line("BEGIN");
+    line("{");
+    line(&format!("\tprintf(\"{TARGET_LINE} %d\\n\", $target);"));
+    line("}");
     line("");
     line("/*");
     line(" * Count the outermost allocator call of each thread only: malloc calling");

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use allocflame_backend_dtrace::output::{parse_capture, parse_records};
+use allocflame_backend_dtrace::output::{parse_capture, parse_records, target_pid};
 use allocflame_backend_dtrace::{hand_over, script};
 use allocflame_core::probes::{catalog, Platform};
 use allocflame_core::source::{Collector, RecordReport};
@@ -90,6 +90,7 @@ fn collect(text: &str) -> (allocflame_core::Profile, RecordReport) {
 #[test]
 fn synthesized_capture_in_the_scripts_format() {
     let (text, file) = data("synthesized-capture.txt");
+    assert_eq!(target_pid(&text), Some(51234));
     let capture = parse_capture(&text, &file).unwrap();
     assert!(capture.complete);
     // Two records of malloc differ only in offsets: one stack.

@@ -19,6 +19,11 @@
 
 self int allocflame_depth;
 
+BEGIN
+{
+	printf("allocflame-target %d\n", $target);
+}
+
 /*
  * Count the outermost allocator call of each thread only: malloc calling
  * malloc_zone_malloc, or realloc(NULL, n) calling malloc, is one allocation, at the

@@ -1,6 +1,7 @@
 /*
  * dtrace command line (as root, with this text saved as allocflame.d):
  *   /usr/sbin/dtrace -Z -q -s allocflame.d -o allocflame.out -c prog
+ * note: dtrace -c starts the program as dtrace's user, root: files it creates belong to root
  */
 /*
  * allocflame: allocation stacks of prog.
@@ -17,6 +18,11 @@
 #pragma D option bufresize=auto
 
 self int allocflame_depth;
+
+BEGIN
+{
+	printf("allocflame-target %d\n", $target);
+}
 
 /*
  * Count the outermost allocator call of each thread only: malloc calling
