@@ -64,7 +64,7 @@ impl EventSource for DtraceSource {
         {
             let _ = (target, options, sink);
             Err(Error::Unsupported(
-                "DTrace is a macOS backend; on Linux use --backend perf (or ebpf, or leave --backend out). `--backend dtrace --dry-run` still prints the D script and the dtrace command line".into(),
+                "DTrace is a macOS backend; on Linux use --backend perf (or leave --backend out). `--backend dtrace --dry-run` still prints the D script and the dtrace command line".into(),
             ))
         }
     }
