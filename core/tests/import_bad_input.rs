@@ -264,3 +264,30 @@ proptest! {
         feed_all(&gz.finish().unwrap());
     }
 }
+
+#[test]
+fn a_stray_invalid_byte_is_tolerated_binary_is_not() {
+    let mut text = data_bytes("perf/malloc-calloc-size-pidtid-fp.txt");
+    let at = text.windows(6).position(|w| w == b"allocs").unwrap();
+    text[at] = 0xff; // one invalid byte in a process name
+    let p = import::read_bytes(&text, "t", None).unwrap();
+    assert_eq!(p.total().allocs, 10);
+    let binary: Vec<u8> = (0..4096u32).map(|i| (i * 131 % 251) as u8 | 0x80).collect();
+    assert!(matches!(
+        import::read_bytes(&binary, "b", None),
+        Err(Error::Format { .. })
+    ));
+}
+
+#[test]
+fn long_perf_header_does_not_hide_the_format() {
+    let mut text = String::from("# ========\n");
+    for cpu in 0..256 {
+        text.push_str(&format!(
+            "# CPU {cpu}: Core ID {cpu}, Die ID 0, Socket ID 0\n"
+        ));
+    }
+    text.push_str("# ========\n#\n");
+    text.push_str(&String::from_utf8(data_bytes("perf/malloc-calloc-dwarf.txt")).unwrap());
+    assert_eq!(import::detect(&text), Some(Format::PerfScript));
+}

@@ -38,15 +38,13 @@ impl Format {
 /// Guesses the format of `text` from its first meaningful lines, or `None` if it looks like
 /// none of them.
 pub fn detect(text: &str) -> Option<Format> {
-    let mut lines = text
+    // perf script's `# ========` header (one line per CPU with `--header`) and comments are
+    // skipped without counting against the 64 lines looked at.
+    let lines = text
         .lines()
         .map(str::trim_end)
-        .filter(|l| !l.trim().is_empty());
-    for line in lines.by_ref().take(64) {
-        if line.starts_with('#') {
-            // perf script headers (`# ========`) and comments.
-            continue;
-        }
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'));
+    for line in lines.take(64) {
         if crate::profile::parse_folded_line(line).is_some()
             && !line.starts_with(char::is_whitespace)
             && line.contains(';')
@@ -85,13 +83,28 @@ pub fn read_bytes(bytes: &[u8], file: &str, format: Option<Format>) -> Result<Pr
     } else {
         bytes
     };
-    let text = std::str::from_utf8(bytes).map_err(|e| Error::Format {
-        file: file.to_owned(),
-        message: format!(
-            "not a text capture (invalid UTF-8 at byte {}); expected perf script, DTrace or folded text",
-            e.valid_up_to()
-        ),
-    })?;
+    let lossy;
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            // A stray byte in a process or symbol name must not sink a whole capture (perf
+            // prints names as the kernel and the binaries hold them); binary data must fail:
+            // more than one invalid sequence per 1000 bytes is not text.
+            let text = String::from_utf8_lossy(bytes);
+            let bad = text.matches('\u{FFFD}').count();
+            if bad.saturating_mul(1000) > bytes.len() {
+                return Err(Error::Format {
+                    file: file.to_owned(),
+                    message: format!(
+                        "not a text capture (invalid UTF-8 at byte {}); expected perf script, DTrace or folded text",
+                        e.valid_up_to()
+                    ),
+                });
+            }
+            lossy = text.into_owned();
+            &lossy[..]
+        }
+    };
     let format = match format {
         Some(f) => f,
         None => detect(text).ok_or_else(|| Error::Format {
