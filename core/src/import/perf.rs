@@ -29,6 +29,10 @@
 //!   times `nmemb=N` when that is there too (calloc). [`Profile::bytes_known`] is set only
 //!   when every counted event carried a size;
 //! - an event without stack lines (recorded without `-g`) counts at the process-name root;
+//! - glibc's allocation functions tail-call each other (`reallocarray` → `realloc` →
+//!   `malloc`): with [`PerfOptions::outermost_only`] such a chain counts once;
+//! - frame-pointer stacks (`-g`) taken at a function's entry lack its immediate caller: perf
+//!   never recorded it, so it is not invented here (`--call-graph dwarf` has it);
 //! - an event whose header or a stack line cannot be read is not counted but added to
 //!   [`Profile::skipped`]; if more than 1% of the events are skipped, parsing fails with an
 //!   [`crate::Error::Parse`] naming the first bad line.
@@ -82,6 +86,23 @@ pub fn looks_like_event_header(line: &str) -> bool {
 }
 
 /// Parses `perf script` output. `file` names the input in errors.
+///
+/// ```
+/// use allocflame_core::import::perf::{parse, PerfOptions};
+/// use allocflame_core::Weight;
+/// let text = "\
+/// app 4242/4242 [001] 10.000001: probe_libc:malloc: (7f00) size=32
+/// \t    98930 malloc+0x0 (/usr/lib/libc.so.6)
+/// \t     1211 main+0xd (/usr/bin/app)
+///
+/// app 4242/4242 [001] 10.000002: probe_libc:calloc: (7f10) nmemb=2 size=8
+/// \t    996e0 __libc_calloc+0x0 (/usr/lib/libc.so.6)
+/// \t     1216 main+0x12 (/usr/bin/app)
+/// ";
+/// let profile = parse(text, "perf.txt", &PerfOptions::default()).unwrap();
+/// assert_eq!(profile.total(), Weight::new(2, 48));
+/// assert_eq!(profile.folded_lines()[0].0, "app;main;__libc_calloc");
+/// ```
 pub fn parse(text: &str, file: &str, options: &PerfOptions) -> Result<Profile> {
     let mut parser = Parser::new(file, options);
     let mut lineno = 0usize;
