@@ -195,12 +195,13 @@ fn probe_index(probes: &[Probe], module: &str, function: &str) -> Option<usize> 
     })
 }
 
-/// Splits ``module`symbol`` into a frame.
+/// Splits ``module`symbol`` into a frame. A `;` in a name becomes `:`, as inferno's DTrace
+/// folder does: in folded text it would split the frame in two.
 fn frame(text: &str) -> RawFrame {
     match text.split_once('`') {
         Some((module, name)) => RawFrame::Symbol {
             module: Some(Arc::from(module)),
-            name: Arc::from(name),
+            name: Arc::from(name.replace(';', ":").as_str()),
         },
         None => match text
             .strip_prefix("0x")
@@ -331,6 +332,7 @@ mod tests {
             }
         );
         assert_eq!(frame("0x10"), RawFrame::Address(16));
+        assert_eq!(frame("m`a;b"), frame("m`a:b"));
         assert_eq!(duration_secs(Duration::from_millis(1500)), 2);
         assert_eq!(duration_secs(Duration::ZERO), 1);
     }

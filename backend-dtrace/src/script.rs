@@ -3,6 +3,12 @@
 //! format that [`crate::output`] reads back.
 //!
 //! No cfg here: the script is generated (and tested) on every platform.
+//!
+//! A limit of the depth guard: DTrace fires a function's return probe at a tail call out of
+//! it, so a probed function that tail-calls another probed function would let the callee
+//! count again. libmalloc's exported functions reach the zones through internal helpers
+//! (`_malloc_zone_malloc`, …), not through each other by tail calls, on the paths the macOS
+//! end-to-end test checks (`malloc` N times along one stack must give N, not 2N).
 
 use std::fmt::Write as _;
 
