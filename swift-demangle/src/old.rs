@@ -170,8 +170,8 @@ impl Old<'_> {
                     }
                     let t1 = self.ty()?;
                     let t2 = self.ty()?;
-                    self.a.add(n, t2);
                     self.a.add(n, t1);
+                    self.a.add(n, t2);
                     self.a.add(top, n);
                 }
                 b'W' => {
@@ -356,6 +356,10 @@ impl Old<'_> {
             }
             b'f' => {
                 let spec = self.a.node(Kind::FunctionSignatureSpecialization)?;
+                if self.next_if(b'q') {
+                    let s = self.a.node(Kind::IsSerialized)?;
+                    self.a.add(spec, s);
+                }
                 let c = self.next();
                 if !c.is_ascii_digit() {
                     return None;
@@ -410,7 +414,18 @@ impl Old<'_> {
         if self.next_if_str(b"cp") {
             // Constant propagation.
             match self.next() {
+                b'f' if self.peek() == b'l' => {
+                    self.next();
+                    self.spec_kind(param, sk::CONST_FLOAT)?;
+                    let start = self.pos;
+                    while self.peek() != b'_' && self.pos < self.s.len() {
+                        self.next();
+                    }
+                    let t = std::str::from_utf8(&self.s[start..self.pos]).ok()?.to_string();
+                    self.spec_payload(param, &t)?;
+                }
                 b'f' => {
+                    self.next_if(b'r');
                     self.spec_kind(param, sk::CONST_FUNCTION)?;
                     let t = self.spec_len_text()?;
                     self.spec_payload(param, &t)?;
@@ -531,7 +546,8 @@ impl Old<'_> {
             p.a.with(k, &[ctx, name, t])
         };
         if kind_c == b'i' {
-            // Subscript entity itself.
+            // Subscript entity itself (its decl name is always `subscript`).
+            let _name = self.decl_name()?;
             let t = self.ty()?;
             return self.a.with(Kind::Subscript, &[ctx, t]);
         }
@@ -563,9 +579,10 @@ impl Old<'_> {
     fn entity_name_inner(&mut self, ctx: NodeId) -> Option<NodeId> {
         let c = self.peek();
         match c {
-            b'D' | b'd' | b'E' | b'e' | b'i' => {
+            b'D' | b'd' | b'E' | b'e' | b'i' | b'Z' => {
                 self.next();
                 let k = match c {
+                    b'Z' => Kind::IsolatedDeallocator,
                     b'D' => Kind::Deallocator,
                     b'd' => Kind::Destructor,
                     b'E' => Kind::IVarDestroyer,
@@ -696,6 +713,9 @@ impl Old<'_> {
     }
 
     fn module(&mut self) -> Option<NodeId> {
+        if self.next_if(b's') {
+            return self.a.text_node(Kind::Module, "Swift");
+        }
         if self.peek() == b'S' {
             let s = self.substitution()?;
             let k = self.a.kind(s);
@@ -804,6 +824,7 @@ impl Old<'_> {
         let c = self.next();
         let r = match c {
             b'o' => self.a.text_node(Kind::Module, "__C")?,
+            b'C' => self.a.text_node(Kind::Module, "__C_Synthesized")?,
             b's' => self.a.text_node(Kind::Module, "Swift")?,
             b'a' => swift_type(self, Kind::Structure, "Array")?,
             b'b' => swift_type(self, Kind::Structure, "Bool")?,
@@ -893,10 +914,20 @@ impl Old<'_> {
     }
 
     fn assoc_name(&mut self) -> Option<NodeId> {
+        let proto = if self.next_if(b'P') {
+            let p = self.protocol_name()?;
+            Some(self.ty_node(p)?)
+        } else {
+            None
+        };
         let id = self.identifier()?;
         let s = self.a.text(id).to_string();
         let r = self.a.text_node(Kind::Identifier, &s)?;
-        self.a.with(Kind::DependentAssociatedTypeRef, &[r])
+        let n = self.a.with(Kind::DependentAssociatedTypeRef, &[r])?;
+        if let Some(p) = proto {
+            self.a.add(n, p);
+        }
+        Some(n)
     }
 
     fn assoc_simple(&mut self) -> Option<NodeId> {
