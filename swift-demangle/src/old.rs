@@ -158,6 +158,8 @@ impl Old<'_> {
                     if !self.next_if_str(b"_T") {
                         return None;
                     }
+                    // The specialized function is a symbol of its own.
+                    self.subs.clear();
                     return self.global(top);
                 }
                 b'R' | b'r' => {
@@ -920,6 +922,13 @@ impl Old<'_> {
         } else {
             None
         };
+        if proto.is_none() && self.peek() == b'S' {
+            let s = self.substitution()?;
+            if self.a.kind(s) != Kind::DependentAssociatedTypeRef {
+                return None;
+            }
+            return Some(s);
+        }
         let id = self.identifier()?;
         let s = self.a.text(id).to_string();
         let r = self.a.text_node(Kind::Identifier, &s)?;
@@ -927,6 +936,7 @@ impl Old<'_> {
         if let Some(p) = proto {
             self.a.add(n, p);
         }
+        self.add_sub(n);
         Some(n)
     }
 
@@ -934,9 +944,7 @@ impl Old<'_> {
         let base = self.generic_param_type()?;
         let name = self.assoc_name()?;
         let d = self.a.with(Kind::DependentMemberType, &[base, name])?;
-        let t = self.ty_node(d)?;
-        self.add_sub(t);
-        Some(t)
+        self.ty_node(d)
     }
 
     fn assoc_compound(&mut self) -> Option<NodeId> {
@@ -949,7 +957,6 @@ impl Old<'_> {
                 return None;
             }
         }
-        self.add_sub(base);
         Some(base)
     }
 
@@ -1122,23 +1129,9 @@ impl Old<'_> {
             b'G' => {
                 self.next();
                 let base = self.ty()?;
-                let list = self.a.node(Kind::TypeList)?;
-                while !self.next_if(b'_') {
-                    let t = self.ty()?;
-                    self.a.add(list, t);
-                    if self.pos >= self.s.len() || self.a.num_children(list) > 256 {
-                        return None;
-                    }
-                }
                 let nominal = self.a.skip_type(base);
-                let k = match self.a.kind(nominal) {
-                    Kind::Class => Kind::BoundGenericClass,
-                    Kind::Structure => Kind::BoundGenericStructure,
-                    Kind::Enum => Kind::BoundGenericEnum,
-                    _ => return None,
-                };
-                let n = self.a.with(k, &[base, list])?;
-                self.ty_node(n)
+                let b = self.bound_generic_args(nominal, 0)?;
+                self.ty_node(b)
             }
             b'M' => {
                 self.next();
@@ -1288,7 +1281,50 @@ impl Old<'_> {
         }
     }
 
+    /// Generic arguments, outermost type first, one `_`-terminated list per
+    /// nesting level.
+    fn bound_generic_args(&mut self, nominal: NodeId, depth: u32) -> Option<NodeId> {
+        if depth > 32 {
+            return None;
+        }
+        let k = self.a.kind(nominal);
+        let bound_kind = match k {
+            Kind::Class => Kind::BoundGenericClass,
+            Kind::Structure => Kind::BoundGenericStructure,
+            Kind::Enum => Kind::BoundGenericEnum,
+            _ => return None,
+        };
+        let mut nominal = nominal;
+        let parent = self.a.child(nominal, 0)?;
+        if matches!(self.a.kind(parent), Kind::Class | Kind::Structure | Kind::Enum) {
+            let bp = self.bound_generic_args(parent, depth + 1)?;
+            let nn = self.a.with(k, &[bp])?;
+            let rest: Vec<NodeId> = self.a.children(nominal)[1..].to_vec();
+            for c in rest {
+                self.a.add(nn, c);
+            }
+            nominal = nn;
+        }
+        let list = self.a.node(Kind::TypeList)?;
+        while !self.next_if(b'_') {
+            let t = self.ty()?;
+            self.a.add(list, t);
+            if self.pos >= self.s.len() || self.a.num_children(list) > 256 {
+                return None;
+            }
+        }
+        if self.a.num_children(list) == 0 {
+            return Some(nominal);
+        }
+        let t = self.ty_node(nominal)?;
+        self.a.with(bound_kind, &[t, list])
+    }
+
     fn generic_param_type_q(&mut self) -> Option<NodeId> {
+        if self.next_if(b'u') {
+            let n = self.a.node(Kind::OpaqueReturnType)?;
+            return self.ty_node(n);
+        }
         let (depth, index) = if self.next_if(b'd') {
             let d = self.index()? + 1;
             let i = self.index()?;
