@@ -126,7 +126,7 @@ kinds! {
     UniqueExtendedExistentialTypeShapeSymbolicReference, ExtendedExistentialTypeShape,
     SymbolicExtendedExistentialType, ObjectiveCProtocolSymbolicReference,
     TypeSymbolicReference, ProtocolSymbolicReference, ReflectionMetadataAssocTypeDescriptorX,
-    ThrowsAnnotationDummy, CompileTimeLiteral, ConstValue, RepresentationChanged,
+    ThrowsAnnotationDummy, DependentProtocolConformanceOpaque, CompileTimeLiteral, ConstValue, RepresentationChanged,
 }
 
 /// A node's payload besides its children.

@@ -471,6 +471,11 @@ impl<'a> Parser<'a> {
             b'A' => self.dependent_conformance_associated(),
             b'C' => self.concrete_conformance(),
             b'D' => self.dependent_conformance_root(),
+            b'O' => {
+                let t = self.pop_kind(Kind::Type)?;
+                let c = self.pop_dependent_conformance()?;
+                self.with(Kind::DependentProtocolConformanceOpaque, &[c, t])
+            }
             b'I' => self.dependent_conformance_inherited(),
             b'P' => {
                 let p = self.pop_protocol()?;
@@ -1049,6 +1054,7 @@ impl<'a> Parser<'a> {
                 k,
                 Kind::ConcreteProtocolConformance
                     | Kind::PackProtocolConformance
+                    | Kind::DependentProtocolConformanceOpaque
                     | Kind::DependentProtocolConformanceRoot
                     | Kind::DependentProtocolConformanceInherited
                     | Kind::DependentProtocolConformanceAssociated
@@ -1101,6 +1107,7 @@ impl<'a> Parser<'a> {
                 Kind::DependentProtocolConformanceRoot
                     | Kind::DependentProtocolConformanceInherited
                     | Kind::DependentProtocolConformanceAssociated
+                    | Kind::DependentProtocolConformanceOpaque
             )
         })
     }

@@ -2102,6 +2102,12 @@ impl<'a> Printer<'a> {
                 self.s(" to ");
                 self.pc(n, 1, depth);
             }
+            DependentProtocolConformanceOpaque => {
+                self.s("opaque result conformance ");
+                self.pc(n, 0, depth);
+                self.s(" of ");
+                self.pc(n, 1, depth);
+            }
             DependentProtocolConformanceRoot => {
                 self.s("dependent root protocol conformance ");
                 self.print_opt_index(n, 2, depth);
