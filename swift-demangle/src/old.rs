@@ -103,6 +103,26 @@ impl Old<'_> {
         Some(n)
     }
 
+    /// Like `index`, but a too-large number saturates (the printer shows
+    /// at most 128 generic parameters anyway).
+    fn saturating_index(&mut self) -> Option<u64> {
+        if self.next_if(b'_') {
+            return Some(0);
+        }
+        if !self.peek().is_ascii_digit() {
+            return None;
+        }
+        let mut n: u64 = 0;
+        while self.peek().is_ascii_digit() {
+            n = n.saturating_mul(10).saturating_add(u64::from(self.next() - b'0')).min(u64::from(u32::MAX));
+        }
+        if self.next_if(b'_') {
+            Some(n + 1)
+        } else {
+            None
+        }
+    }
+
     fn index(&mut self) -> Option<u64> {
         if self.next_if(b'_') {
             return Some(0);
@@ -859,7 +879,7 @@ impl Old<'_> {
         let sig = self.a.node(Kind::DependentGenericSignature)?;
         let mut counts = 0;
         while self.peek() != b'R' && self.peek() != b'r' {
-            let c = if self.next_if(b'z') { 0 } else { self.index()? + 1 };
+            let c = if self.next_if(b'z') { 0 } else { self.saturating_index()? + 1 };
             let n = self.a.index_node(Kind::DependentGenericParamCount, c)?;
             self.a.add(sig, n);
             counts += 1;

@@ -76,6 +76,6 @@ fn simplified_rate() {
 #[test]
 fn old_style_full_rate() {
     let r = run("manglings.txt", false, is_old_style);
-    // Reported, with a floor that guards against regressions.
-    assert!(r.percent() >= 0.0);
+    // Not required by the issue (only reported), but guarded against regressions.
+    assert!(r.percent() >= 99.0, "old-style full conformance {:.1}% < 99%", r.percent());
 }
