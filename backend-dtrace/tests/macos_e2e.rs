@@ -203,3 +203,53 @@ fn stop_flag_ends_a_spawned_recording_with_its_counts() {
         "the spawned program {pid} outlived the recording"
     );
 }
+
+#[test]
+fn count_only_gives_per_function_totals() {
+    if !can_run("count_only_gives_per_function_totals") {
+        return;
+    }
+    let options = RecordOptions {
+        stacks: false,
+        ..RecordOptions::default()
+    };
+    let (profile, report) = record(&Target::spawn([program().as_os_str()]), &options);
+    let folded = dump(&profile);
+    // Without stacks each function is a one-frame stack under the program.
+    assert!(
+        profile
+            .folded_lines()
+            .iter()
+            .all(|(s, _)| s.matches(';').count() == 1),
+        "{folded}"
+    );
+    assert!(report.total().allocs >= 1017, "{report:#?}");
+    assert_eq!(profile.total(), report.total(), "{folded}\n{report:#?}");
+}
+
+#[test]
+fn a_sip_protected_program_is_refused_with_what_to_do() {
+    if !can_run("a_sip_protected_program_is_refused_with_what_to_do") {
+        return;
+    }
+    let status = Command::new("csrutil")
+        .arg("status")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_lowercase())
+        .unwrap_or_default();
+    if !status.contains("status: enabled") || status.contains("dtrace restrictions: disabled") {
+        eprintln!("SIP's DTrace restriction is off here: nothing to refuse ({status})");
+        return;
+    }
+    let opts = RecordOptions::default();
+    let mut sink = Collector::new(&opts.probes);
+    let err = DtraceSource
+        .record(&Target::spawn(["/bin/ls"]), &opts, &mut sink)
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, allocflame_core::Error::PermissionDenied { .. }),
+        "{text}"
+    );
+    assert!(text.contains("System Integrity Protection"), "{text}");
+}
