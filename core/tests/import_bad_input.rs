@@ -160,6 +160,7 @@ fn feed_all(bytes: &[u8]) {
             &DtraceOptions {
                 include_offset: true,
                 root: Some("fuzz".into()),
+                outermost_only: true,
             },
         );
     }

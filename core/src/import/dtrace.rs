@@ -41,6 +41,11 @@ pub struct DtraceOptions {
     /// not carry it; perf captures and allocflame's own recordings start with it). Default is
     /// `None`: stacks start at their outermost frame, as inferno folds them.
     pub root: Option<String>,
+    /// Count an allocation once, at its outermost probed call: a record with a probed
+    /// function (one that is the leaf of some record) among its callers is left out, as when
+    /// macOS `malloc` calls `malloc_zone_malloc` and both are probed. Only for captures of
+    /// entry probes, whose leaf is the probed function. Default is `false`.
+    pub outermost_only: bool,
 }
 
 /// One aggregation record: the frames of its stack key and its values.
@@ -129,7 +134,26 @@ pub fn parse(text: &str, file: &str, options: &DtraceOptions) -> Result<Profile>
     let mut records = 0u64;
     let mut with_bytes = 0u64;
     let root = options.root.as_deref().map(|r| profile.intern(r));
-    scan(text, file, |frames, values| {
+    let mut all: Vec<(Vec<&str>, Vec<u64>)> = Vec::new();
+    profile.skipped = scan(text, file, |frames, values| {
+        all.push((frames.to_vec(), values.to_vec()));
+    })?;
+    let probed: rustc_hash::FxHashSet<&str> = if options.outermost_only {
+        all.iter()
+            .filter_map(|(frames, _)| frames.first().and_then(|f| symbol(f)))
+            .collect()
+    } else {
+        Default::default()
+    };
+    for (frames, values) in &all {
+        if !probed.is_empty()
+            && frames
+                .iter()
+                .skip(1)
+                .any(|f| symbol(f).is_some_and(|s| probed.contains(s)))
+        {
+            continue;
+        }
         records += 1;
         ids.clear();
         for (i, frame) in frames.iter().enumerate() {
@@ -161,8 +185,7 @@ pub fn parse(text: &str, file: &str, options: &DtraceOptions) -> Result<Profile>
             with_bytes += 1;
         }
         profile.add_ids(ids.as_slice(), Weight::new(values[0], bytes.unwrap_or(0)));
-    })
-    .map(|skipped| profile.skipped = skipped)?;
+    }
     profile.bytes_known = records > 0 && with_bytes == records;
     profile.lost = drops(text);
     Ok(profile)
@@ -357,6 +380,13 @@ fn end_record<'t>(
     *text_in_group = false;
 }
 
+/// The symbol of a ``module`symbol+0x…`` frame, without module and offset; `None` for raw
+/// addresses.
+fn symbol(frame: &str) -> Option<&str> {
+    let sym = drop_offset(frame.split_once('`')?.1);
+    (!is_hex_address(sym)).then_some(sym)
+}
+
 /// `frame` without a trailing `+0x…` offset.
 fn drop_offset(frame: &str) -> &str {
     match frame.rfind('+') {
@@ -475,6 +505,22 @@ mod tests {
             "{:?}",
             p.folded_lines()
         );
+    }
+
+    #[test]
+    fn outermost_only() {
+        let text = "\n  libsystem_malloc.dylib`malloc_zone_malloc\n  libsystem_malloc.dylib`malloc+0x10\n  a`main+0x4\n  5\n\
+                    \n  libsystem_malloc.dylib`malloc\n  a`main+0x4\n  5\n\
+                    \n  libsystem_malloc.dylib`malloc_zone_malloc\n  a`f+0x8\n  a`main+0x8\n  2\n";
+        let all = parse(text, "t", &DtraceOptions::default()).unwrap();
+        assert_eq!(all.total().allocs, 12);
+        let options = DtraceOptions {
+            outermost_only: true,
+            ..DtraceOptions::default()
+        };
+        let outer = parse(text, "t", &options).unwrap();
+        assert_eq!(outer.total().allocs, 7);
+        assert_eq!(outer.len(), 2);
     }
 
     #[test]

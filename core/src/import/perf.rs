@@ -72,7 +72,12 @@ pub struct PerfOptions {
     /// the same thread, with a leaf the outer one calls and the same stack below the leaf,
     /// return addresses included. Reliable with `--call-graph dwarf`; with frame-pointer
     /// stacks the caller's frame is missing, so `p = realloc(q, n); r = malloc(m);` in one
-    /// function would look nested. Default is `false`: every event counts.
+    /// function would look nested.
+    ///
+    /// Calls that are not tail calls (`swift_allocObject` → `swift_slowAlloc` → `malloc`,
+    /// with both ends probed) are found on the stack: an entry event with a probed function
+    /// (the leaf of some entry event) among its callers is not counted. Default is `false`:
+    /// every event counts.
     pub outermost_only: bool,
 }
 
@@ -286,6 +291,8 @@ struct Parser<'t, 'o> {
     /// Stacks, root first, aggregated here so a repeated stack costs no allocation.
     stack_index: FxHashMap<Box<[FrameId]>, usize>,
     weights: Vec<Weight>,
+    /// Per stack: whether uprobe entry events were counted on it.
+    entry_stack: Vec<bool>,
     filter: Option<String>,
     // Per event state.
     in_event: bool,
@@ -324,6 +331,7 @@ impl<'t, 'o> Parser<'t, 'o> {
             cached: Vec::new(),
             stack_index: FxHashMap::default(),
             weights: Vec::new(),
+            entry_stack: Vec::new(),
             filter: opt.event_filter.clone(),
             in_event: false,
             skipping: false,
@@ -590,12 +598,17 @@ impl<'t, 'o> Parser<'t, 'o> {
             self.key_buf.clear();
             self.key_buf.push(self.root);
             self.key_buf.extend(self.frames.iter().rev());
+            let entry = self.uprobe_entry && self.key_buf.len() >= 2;
             match self.stack_index.get(self.key_buf.as_slice()) {
-                Some(&i) => self.weights[i] += self.weight,
+                Some(&i) => {
+                    self.weights[i] += self.weight;
+                    self.entry_stack[i] |= entry;
+                }
                 None => {
                     self.stack_index
                         .insert(self.key_buf.as_slice().into(), self.weights.len());
                     self.weights.push(self.weight);
+                    self.entry_stack.push(entry);
                 }
             }
             self.counted += 1;
@@ -621,12 +634,47 @@ impl<'t, 'o> Parser<'t, 'o> {
         let mut stacks: Vec<(usize, Box<[FrameId]>)> =
             self.stack_index.into_iter().map(|(k, i)| (i, k)).collect();
         stacks.sort_unstable_by_key(|&(i, _)| i);
-        for (i, ids) in stacks {
-            self.profile.add_ids(ids, self.weights[i]);
+        let nested = if self.opt.outermost_only {
+            nested_on_stack(&self.profile, &stacks, &self.entry_stack)
+        } else {
+            vec![false; stacks.len()]
+        };
+        for ((i, ids), nested) in stacks.into_iter().zip(nested) {
+            if nested {
+                self.nested += self.weights[i].allocs;
+            } else {
+                self.profile.add_ids(ids, self.weights[i]);
+            }
         }
         self.profile.bytes_known = self.counted > 0 && self.sized == self.counted;
         Ok(self.profile)
     }
+}
+
+/// For each stack (root first) of uprobe entry events: whether a probed function, the leaf of
+/// some entry stack, is among its callers (between the root and the leaf).
+fn nested_on_stack(
+    profile: &Profile,
+    stacks: &[(usize, Box<[FrameId]>)],
+    entry_stack: &[bool],
+) -> Vec<bool> {
+    let probed: rustc_hash::FxHashSet<&str> = stacks
+        .iter()
+        .filter(|(i, ids)| entry_stack[*i] && ids.len() >= 2)
+        .map(|(_, ids)| profile.name(ids[ids.len() - 1]))
+        .filter(|n| !n.starts_with('['))
+        .map(base_name)
+        .collect();
+    stacks
+        .iter()
+        .map(|(i, ids)| {
+            entry_stack[*i]
+                && ids.len() > 2
+                && ids[1..ids.len() - 1]
+                    .iter()
+                    .any(|&id| probed.contains(base_name(profile.name(id))))
+        })
+        .collect()
 }
 
 /// Whether an event's trace data is a uprobe (or kprobe) entry's `(ADDRESS)`.
@@ -748,6 +796,10 @@ mod tests {
         assert_eq!(parse(&t, "t", &opt).unwrap().total().allocs, 2);
         // realloc's tail call into malloc: one.
         let t = ev("realloc", "10") + &ev("malloc", "10");
+        assert_eq!(parse(&t, "t", &opt).unwrap().total().allocs, 1);
+        // A probed function among the callers: counted there, not here.
+        let t = ev("swift_allocObject", "10")
+            + "p 1/2 [0] 1.0: probe_libc:malloc: (7f)\n\t1 malloc (/l)\n\t2 swift_slowAlloc (/s)\n\t3 swift_allocObject (/s)\n\t10 f (/x)\n\n";
         assert_eq!(parse(&t, "t", &opt).unwrap().total().allocs, 1);
         // ... unless its return was seen in between.
         let ret = "p 1/2 [0] 1.0: probe_libc:realloc__return: (7f <- 5)\n\t1 f (/x)\n\n";
