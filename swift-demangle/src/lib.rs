@@ -25,6 +25,8 @@ mod parse;
 mod print;
 mod punycode;
 
+use std::cell::RefCell;
+
 use node::{Arena, NodeId};
 use print::{Printer, Style};
 
@@ -107,15 +109,37 @@ fn demangle_with(name: &str, options: &Options, style: Style, nesting: u32) -> O
         return None;
     }
     let (plen, scheme) = prefix(name)?;
-    let mut arena = Arena::new(options.max_nodes);
-    let root = parse_tree(&mut arena, name, plen, scheme, nesting)?;
-    let mut pr = Printer::new(&arena, style, options.max_output);
-    pr.nesting = nesting;
-    pr.p(root, 0);
-    if pr.invalid || pr.out.is_empty() {
-        return None;
+    // One arena per thread, reused: allocation would otherwise dominate.
+    // A nested demangling (specialization payloads) finds it borrowed and
+    // uses a fresh one.
+    thread_local! {
+        static ARENA: RefCell<Arena> = RefCell::new(Arena::new(0));
     }
-    Some(pr.out)
+    let run = |arena: &mut Arena| {
+        arena.clear();
+        arena.max_nodes = options.max_nodes;
+        let root = parse_tree(arena, name, plen, scheme, nesting)?;
+        let mut pr = Printer::new(arena, style, options.max_output);
+        pr.nesting = nesting;
+        pr.p(root, 0);
+        if pr.invalid || pr.out.is_empty() {
+            return None;
+        }
+        Some(pr.out)
+    };
+    ARENA
+        .try_with(|cell| match cell.try_borrow_mut() {
+            Ok(mut arena) => {
+                let r = run(&mut arena);
+                // Do not keep a huge arena alive after a pathological input.
+                if arena.nodes.capacity() > 1 << 14 {
+                    *arena = Arena::new(0);
+                }
+                r
+            }
+            Err(_) => run(&mut Arena::new(options.max_nodes)),
+        })
+        .unwrap_or_else(|_| run(&mut Arena::new(options.max_nodes)))
 }
 
 fn parse_tree(arena: &mut Arena, name: &str, plen: usize, scheme: Scheme, nesting: u32) -> Option<NodeId> {

@@ -138,11 +138,74 @@ pub(crate) enum Payload {
     Index(u64),
 }
 
+/// Child list with room for three children inline: most nodes have at
+/// most three, and one allocation per node would dominate the run time.
+#[derive(Clone, Debug)]
+pub(crate) enum Children {
+    Inline(u8, [NodeId; 3]),
+    Heap(Vec<NodeId>),
+}
+
+impl Children {
+    pub fn new() -> Self {
+        Children::Inline(0, [0; 3])
+    }
+
+    pub fn as_slice(&self) -> &[NodeId] {
+        match self {
+            Children::Inline(n, a) => &a[..*n as usize],
+            Children::Heap(v) => v,
+        }
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [NodeId] {
+        match self {
+            Children::Inline(n, a) => &mut a[..*n as usize],
+            Children::Heap(v) => v,
+        }
+    }
+
+    pub fn push(&mut self, c: NodeId) {
+        match self {
+            Children::Inline(n, a) if (*n as usize) < a.len() => {
+                a[*n as usize] = c;
+                *n += 1;
+            }
+            Children::Inline(n, a) => {
+                let mut v = Vec::with_capacity(8);
+                v.extend_from_slice(&a[..*n as usize]);
+                v.push(c);
+                *self = Children::Heap(v);
+            }
+            Children::Heap(v) => v.push(c),
+        }
+    }
+
+    pub fn extend_from_slice(&mut self, cs: &[NodeId]) {
+        for &c in cs {
+            self.push(c);
+        }
+    }
+
+    pub fn remove(&mut self, i: usize) {
+        let mut v: Vec<NodeId> = self.as_slice().to_vec();
+        if i < v.len() {
+            v.remove(i);
+        }
+        self.clear();
+        self.extend_from_slice(&v);
+    }
+
+    pub fn clear(&mut self) {
+        *self = Children::new();
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct NodeData {
     pub kind: Kind,
     pub payload: Payload,
-    pub children: Vec<NodeId>,
+    pub children: Children,
 }
 
 /// Why building a tree stopped.
@@ -174,7 +237,7 @@ impl Arena {
             return None;
         }
         let id = self.nodes.len() as NodeId;
-        self.nodes.push(NodeData { kind, payload, children: Vec::new() });
+        self.nodes.push(NodeData { kind, payload, children: Children::new() });
         Some(id)
     }
 
@@ -203,15 +266,15 @@ impl Arena {
     }
 
     pub fn children(&self, id: NodeId) -> &[NodeId] {
-        &self.nodes[id as usize].children
+        self.nodes[id as usize].children.as_slice()
     }
 
     pub fn child(&self, id: NodeId, i: usize) -> Option<NodeId> {
-        self.nodes[id as usize].children.get(i).copied()
+        self.nodes[id as usize].children.as_slice().get(i).copied()
     }
 
     pub fn num_children(&self, id: NodeId) -> usize {
-        self.nodes[id as usize].children.len()
+        self.nodes[id as usize].children.as_slice().len()
     }
 
     pub fn text(&self, id: NodeId) -> &str {
@@ -251,7 +314,7 @@ impl Arena {
     }
 
     pub fn reverse_children(&mut self, id: NodeId, from: usize) {
-        let c = &mut self.nodes[id as usize].children;
+        let c = self.nodes[id as usize].children.as_mut_slice();
         if from < c.len() {
             c[from..].reverse();
         }

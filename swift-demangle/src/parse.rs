@@ -1868,7 +1868,7 @@ impl<'a> Parser<'a> {
             let ch = &mut self.a.nodes[target as usize].children;
             ch.clear();
             ch.push(conv);
-            ch.extend(rest);
+            ch.extend_from_slice(&rest);
             ch.push(t);
         }
         self.ty(ty)

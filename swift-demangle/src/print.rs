@@ -343,7 +343,7 @@ impl<'a> Printer<'a> {
         }
         let has_labels = labels.map(|l| self.nch(l) > 0).unwrap_or(false);
         self.s("(");
-        let ps: Vec<NodeId> = self.a.children(params).to_vec();
+        let ps: &'a [NodeId] = self.a.children(params);
         for (i, &param) in ps.iter().enumerate() {
             if i > 0 && show_types {
                 self.s(", ");
@@ -412,7 +412,7 @@ impl<'a> Printer<'a> {
             _ => {}
         }
         let arg_index = nc - 2;
-        let attrs: Vec<NodeId> = self.a.children(n)[..arg_index].to_vec();
+        let attrs: &'a [NodeId] = &self.a.children(n)[..arg_index];
         let find = |p: &Self, k: Kind| attrs.iter().copied().find(|&c| p.k(c) == k);
         let sending_result = find(self, Kind::SendingResultFunctionType).is_some();
         if let Some(x) = find(self, Kind::IsolatedAnyFunctionType) {
@@ -468,7 +468,7 @@ impl<'a> Printer<'a> {
             Results,
         }
         let mut st = St::Attrs;
-        let ch: Vec<NodeId> = self.a.children(f).to_vec();
+        let ch: &'a [NodeId] = self.a.children(f);
         let patterns = self.child_of_kind(f, Kind::ImplPatternSubstitutions);
         let invocation = self.child_of_kind(f, Kind::ImplInvocationSubstitutions);
         let sending_result = self.child_of_kind(f, Kind::ImplSendingResult).is_some();
@@ -498,7 +498,7 @@ impl<'a> Printer<'a> {
                 };
             }
         };
-        for &c in &ch {
+        for &c in ch {
             match self.k(c) {
                 Kind::ImplParameter => {
                     if st == St::Inputs {
@@ -550,8 +550,8 @@ impl<'a> Printer<'a> {
         self.s(desc);
         self.s(" <");
         let mut sep = "";
-        let ch: Vec<NodeId> = self.a.children(n).to_vec();
-        for c in ch {
+        let ch: &'a [NodeId] = self.a.children(n);
+        for &c in ch {
             match self.k(c) {
                 Kind::SpecializationPassID | Kind::DroppedArgument => {}
                 Kind::IsSerialized => {
@@ -877,11 +877,11 @@ impl<'a> Printer<'a> {
         self.s("<");
         let nc = self.nch(n);
         let mut d = 0;
-        let ch: Vec<NodeId> = self.a.children(n).to_vec();
+        let ch: &'a [NodeId] = self.a.children(n);
         // Pack and value markers change how parameters are printed.
         let mut packs: Vec<(u64, u64)> = Vec::new();
         let mut values: Vec<((u64, u64), NodeId)> = Vec::new();
-        for &c in &ch {
+        for &c in ch {
             if matches!(self.k(c), Kind::DependentGenericParamPackMarker | Kind::DependentGenericParamValueMarker) {
                 if let Some(p) = self.a.child(c, 0).map(|t| self.a.skip_type(t)) {
                     if self.k(p) == Kind::DependentGenericParamType {
@@ -1087,8 +1087,8 @@ impl<'a> Printer<'a> {
                 return self.print_entity(n, as_prefix, tp, false, name, idx, "", depth);
             }
             Global => {
-                let ch: Vec<NodeId> = self.a.children(n).to_vec();
-                for c in ch {
+                let ch: &'a [NodeId] = self.a.children(n);
+                for &c in ch {
                     self.p(c, depth);
                 }
             }
@@ -1332,7 +1332,7 @@ impl<'a> Printer<'a> {
                 self.s("key path index ");
                 self.s(if k == KeyPathEqualsThunkHelper { "equality" } else { "hash" });
                 self.s(" operator for ");
-                let ch: Vec<NodeId> = self.a.children(n).to_vec();
+                let ch: &'a [NodeId] = self.a.children(n);
                 let mut last = ch.len();
                 if let Some(&l) = ch.last() {
                     if self.k(l) == IsSerialized {
@@ -1416,7 +1416,7 @@ impl<'a> Printer<'a> {
                 self.pc(n, 1, depth);
             }
             AutoDiffFunction | AutoDiffDerivativeVTableThunk => {
-                let ch: Vec<NodeId> = self.a.children(n).to_vec();
+                let ch: &'a [NodeId] = self.a.children(n);
                 let Some(ki) = ch.iter().position(|&c| self.k(c) == AutoDiffFunctionKind) else {
                     self.invalid = true;
                     return None;
@@ -1449,7 +1449,7 @@ impl<'a> Printer<'a> {
             }
             AutoDiffSubsetParametersThunk => {
                 self.s("autodiff subset parameters thunk for ");
-                let ch: Vec<NodeId> = self.a.children(n).to_vec();
+                let ch: &'a [NodeId] = self.a.children(n);
                 let Some(ki) = ch.iter().position(|&c| self.k(c) == AutoDiffFunctionKind) else {
                     self.invalid = true;
                     return None;
@@ -1482,7 +1482,7 @@ impl<'a> Printer<'a> {
             }
             AutoDiffSelfReorderingReabstractionThunk => {
                 self.s("autodiff self-reordering reabstraction thunk ");
-                let ch: Vec<NodeId> = self.a.children(n).to_vec();
+                let ch: &'a [NodeId] = self.a.children(n);
                 let mut i = 0;
                 if let Some(&g) = ch.first() {
                     if self.k(g) == DependentGenericSignature {
@@ -1512,7 +1512,7 @@ impl<'a> Printer<'a> {
                 });
             }
             DifferentiabilityWitness => {
-                let ch: Vec<NodeId> = self.a.children(n).to_vec();
+                let ch: &'a [NodeId] = self.a.children(n);
                 let Some(ki) = ch.iter().position(|&c| self.k(c) == Index) else {
                     self.invalid = true;
                     return None;
@@ -1879,9 +1879,9 @@ impl<'a> Printer<'a> {
                 if k == ImplYield {
                     self.s("@yields ");
                 }
-                let ch: Vec<NodeId> = self.a.children(n).to_vec();
+                let ch: &'a [NodeId] = self.a.children(n);
                 let mut first = true;
-                for c in ch {
+                for &c in ch {
                     if matches!(self.k(c), ImplParameterIsolated | ImplParameterImplicitLeading) {
                         continue;
                     }
@@ -2029,8 +2029,8 @@ impl<'a> Printer<'a> {
             }
             SILBoxLayout => {
                 self.s("{");
-                let ch: Vec<NodeId> = self.a.children(n).to_vec();
-                for (i, c) in ch.into_iter().enumerate() {
+                let ch: &'a [NodeId] = self.a.children(n);
+                for (i, &c) in ch.iter().enumerate() {
                     if i > 0 {
                         self.s(",");
                     }
