@@ -52,6 +52,12 @@ pub struct TargetArgs {
     /// Show a live allocation counter on stderr even when it is not a terminal.
     #[arg(long)]
     pub live: bool,
+    /// Bytes of user stack copied per allocation for unwinding (perf backend) [default: 8192].
+    #[arg(long, value_name = "BYTES", hide = true)]
+    pub stack_bytes: Option<u32>,
+    /// Size of each per-CPU ring buffer in KiB (perf backend) [default: 65536].
+    #[arg(long, value_name = "KIB", hide = true)]
+    pub buffer_kib: Option<usize>,
     /// Print what the DTrace backend would run (`--backend dtrace` only) and exit.
     #[arg(long)]
     pub dry_run: bool,
@@ -181,6 +187,8 @@ fn run_backend(
         BackendArg::Dtrace => allocflame_backend_dtrace::DtraceSource::default().record(target, options, sink),
         _ => PerfSource {
             progress: Some(progress),
+            stack_bytes: args.stack_bytes,
+            buffer_bytes: args.buffer_kib.map(|k| k << 10),
             ..PerfSource::default()
         }
         .record(target, options, sink),

@@ -68,6 +68,9 @@ pub(crate) struct EventSpec<'a> {
     /// Whether this event also reports mmap, comm, fork and exit records (one per CPU does).
     pub side_records: bool,
     pub wakeup_bytes: u32,
+    /// Deepest frame-pointer callchain the kernel records (the hybrid unwinder's tail); 0
+    /// records none.
+    pub max_callchain: u16,
 }
 
 /// Opens a uprobe event on task `pid` (inherited by its future threads and children) on `cpu`.
@@ -78,7 +81,12 @@ pub(crate) fn open_uprobe(spec: &EventSpec<'_>, pid: i32, cpu: i32) -> io::Resul
         type_: spec.pmu,
         size: std::mem::size_of::<b::perf_event_attr>() as u32,
         config: 0,
-        sample_type: SAMPLE_TYPE,
+        sample_type: SAMPLE_TYPE
+            | if spec.max_callchain > 0 {
+                b::PERF_SAMPLE_CALLCHAIN as u64
+            } else {
+                0
+            },
         sample_regs_user: regs::mask(),
         sample_stack_user: spec.stack_bytes,
         clockid: libc::CLOCK_MONOTONIC,
@@ -94,6 +102,10 @@ pub(crate) fn open_uprobe(spec: &EventSpec<'_>, pid: i32, cpu: i32) -> io::Resul
     attr.set_sample_id_all(1);
     attr.set_exclude_kernel(1);
     attr.set_exclude_hv(1);
+    if spec.max_callchain > 0 {
+        attr.set_exclude_callchain_kernel(1);
+        attr.sample_max_stack = spec.max_callchain;
+    }
     if spec.side_records {
         attr.set_mmap(1);
         attr.set_mmap2(1);

@@ -80,6 +80,7 @@ fn open_events(
     locs: &[Location],
     tids: &[i32],
     stack_bytes: u32,
+    max_callchain: u16,
     buffer_bytes: usize,
     notes: &mut Vec<String>,
 ) -> Result<Events> {
@@ -99,6 +100,7 @@ fn open_events(
                     stack_bytes,
                     side_records: li == 0,
                     wakeup_bytes: ((pages * page) / 4) as u32,
+                    max_callchain,
                 };
                 let fd = events::open_uprobe(&spec, tid, cpu).map_err(|e| {
                     open_error(
@@ -191,10 +193,20 @@ pub(crate) fn record(
     let pmu = events::uprobe_pmu_type()?;
     let stack_bytes = source
         .stack_bytes
-        .unwrap_or(if options.stacks { 8192 } else { 1024 })
+        .unwrap_or(if options.stacks { 2048 } else { 1024 })
         .clamp(64, 65528)
         & !7;
     let buffer_bytes = source.buffer_bytes.unwrap_or(64 << 20);
+    // The kernel's frame-pointer callchain continues a stack past the copied bytes.
+    let max_callchain = if options.stacks {
+        let sysctl = std::fs::read_to_string("/proc/sys/kernel/perf_event_max_stack")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(127);
+        options.max_depth.min(sysctl).clamp(1, u16::MAX as usize) as u16
+    } else {
+        0
+    };
     let builtin = catalog(Platform::current());
     let user_from_flags: Vec<bool> = options.probes.iter().map(|p| !builtin.contains(p)).collect();
 
@@ -211,7 +223,7 @@ pub(crate) fn record(
                 ));
             }
             let mut child = spawn::spawn_held(&path, argv)?;
-            let events = match open_events(pmu, &locs, &[child.pid], stack_bytes, buffer_bytes, &mut report.notes) {
+            let events = match open_events(pmu, &locs, &[child.pid], stack_bytes, max_callchain, buffer_bytes, &mut report.notes) {
                 Ok(e) => e,
                 Err(e) => {
                     child.abandon();
@@ -222,7 +234,7 @@ pub(crate) fn record(
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let mut tracer = Tracer::new(options, locs, events.ids.clone(), child.pid as u32, comm);
+            let mut tracer = Tracer::new(options, locs, events.ids.clone(), child.pid as u32, comm, max_callchain > 0);
             tracer.progress = source.progress.clone();
             if let Err(e) = child.release(&path) {
                 spawn::try_wait(child.pid, true);
@@ -278,14 +290,14 @@ pub(crate) fn record(
             // Threads started while we open the events are caught by a second look (events
             // on a thread are inherited by the threads it creates after the event exists).
             let mut tids = tids_of(pid);
-            let mut events = open_events(pmu, &locs, &tids, stack_bytes, buffer_bytes, &mut report.notes)?;
+            let mut events = open_events(pmu, &locs, &tids, stack_bytes, max_callchain, buffer_bytes, &mut report.notes)?;
             for _ in 0..5 {
                 let now = tids_of(pid);
                 let new: Vec<i32> = now.iter().copied().filter(|t| !tids.contains(t)).collect();
                 if new.is_empty() {
                     break;
                 }
-                let more = open_events(pmu, &locs, &new, stack_bytes, buffer_bytes, &mut report.notes)?;
+                let more = open_events(pmu, &locs, &new, stack_bytes, max_callchain, buffer_bytes, &mut report.notes)?;
                 events.rings.extend(more.rings);
                 events._others.extend(more._others);
                 events.ids.extend(more.ids);
@@ -294,7 +306,7 @@ pub(crate) fn record(
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .map(|s| s.trim_end().to_owned())
                 .unwrap_or_else(|_| format!("pid {pid}"));
-            let mut tracer = Tracer::new(options, locs, events.ids.clone(), pid, comm);
+            let mut tracer = Tracer::new(options, locs, events.ids.clone(), pid, comm, max_callchain > 0);
             tracer.progress = source.progress.clone();
             tracer.seed_maps(pid);
             let deadline = duration.map(|d| Instant::now() + d);
@@ -323,6 +335,13 @@ fn run_loop(
     options: &RecordOptions,
     mut done: impl FnMut() -> bool,
 ) -> bool {
+    // The reader must keep up with the target to lose nothing: as root, run this thread (only
+    // it: the target was forked before) ahead of ordinary processes. Failing is harmless.
+    // SAFETY: setpriority on our own thread id.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, -10);
+    }
     let mut pollfds: Vec<libc::pollfd> = events
         .rings
         .iter()

@@ -79,14 +79,24 @@ impl FileUnwindInfo {
         self.sections.get(name).map(|(s, _)| s.clone())
     }
 
-    /// The load bias of a mapping of file offset `pgoff` at `start`.
+    /// The load bias of a mapping of file offset `pgoff` at `start`: the mapping is of the
+    /// segment whose file offset rounds down to `pgoff` (two segments may share that page, as
+    /// with lld's layout; the one starting in it wins).
     fn bias(&self, start: u64, pgoff: u64) -> u64 {
-        for &(off, vaddr, size) in &self.loads {
-            if pgoff >= off && pgoff < off + size.max(1) {
-                return start.wrapping_sub(vaddr + (pgoff - off));
-            }
+        let page = super::events::page_size() as u64;
+        let seg = self
+            .loads
+            .iter()
+            .find(|&&(off, _, _)| off & !(page - 1) == pgoff)
+            .or_else(|| {
+                self.loads
+                    .iter()
+                    .find(|&&(off, _, size)| pgoff >= off && pgoff < off + size.max(1))
+            });
+        match seg {
+            Some(&(off, vaddr, _)) => start.wrapping_add(off - pgoff).wrapping_sub(vaddr),
+            None => start.wrapping_sub(pgoff),
         }
-        start.wrapping_sub(pgoff)
     }
 }
 

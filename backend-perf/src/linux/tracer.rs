@@ -26,6 +26,9 @@ struct LastHit {
     ret: u64,
 }
 
+/// Callchain entries at or above this are context markers (PERF_CONTEXT_USER, …).
+const PERF_CONTEXT_MAX: u64 = (-4095i64) as u64;
+
 type StackMap = FxHashMap<Box<[NormFrame]>, Weight>;
 
 pub(crate) struct Tracer<'a> {
@@ -52,6 +55,10 @@ pub(crate) struct Tracer<'a> {
     norm: Vec<NormFrame>,
     pub progress: Option<Arc<AtomicU64>>,
     counted: u64,
+    /// Whether samples carry the kernel's frame-pointer callchain.
+    callchain: bool,
+    /// Stacks continued with the kernel's callchain past the copied stack.
+    spliced: u64,
 }
 
 impl<'a> Tracer<'a> {
@@ -61,6 +68,7 @@ impl<'a> Tracer<'a> {
         ids: FxHashMap<u64, usize>,
         main_pid: u32,
         comm: String,
+        callchain: bool,
     ) -> Self {
         let mut files = Files::default();
         let mut probe_ranges: FxHashMap<u32, Vec<(u64, u64)>> = FxHashMap::default();
@@ -92,6 +100,8 @@ impl<'a> Tracer<'a> {
             norm: Vec::with_capacity(64),
             progress: None,
             counted: 0,
+            callchain,
+            spliced: 0,
         };
         let root = t.root_id(main_pid, &comm);
         t.procs.insert(main_pid, Process::new(comm, root));
@@ -243,16 +253,25 @@ impl<'a> Tracer<'a> {
             return;
         };
         let (pid, tid) = (u32_at(rec, 16), u32_at(rec, 20));
-        let abi = u64_at(rec, 32);
+        let mut at = 32;
+        let chain: &[u8] = if self.callchain {
+            let nr = u64_at(rec, at) as usize;
+            let c = rec.get(at + 8..at + 8 + 8 * nr).unwrap_or_default();
+            at += 8 + 8 * nr;
+            c
+        } else {
+            &[]
+        };
+        let abi = u64_at(rec, at);
         let nregs = regs::ORDER.len();
         let (r, stack_at) = if abi == 0 {
-            ([0u64; 9], 40)
+            ([0u64; 9], at + 8)
         } else {
             let mut r = [0u64; 9];
             for (i, v) in r.iter_mut().enumerate() {
-                *v = u64_at(rec, 40 + 8 * i);
+                *v = u64_at(rec, at + 8 + 8 * i);
             }
-            (r, 40 + 8 * nregs)
+            (r, at + 8 + 8 * nregs)
         };
         let size = u64_at(rec, stack_at) as usize;
         let data_at = stack_at + 8;
@@ -303,10 +322,35 @@ impl<'a> Tracer<'a> {
                 &mut self.cache,
                 &mut read_stack,
             );
-            while let Ok(Some(f)) = frames.next() {
-                self.addrs.push(f.address_for_lookup());
-                if self.addrs.len() >= max_depth {
-                    break;
+            let complete = loop {
+                match frames.next() {
+                    Ok(Some(f)) => {
+                        self.addrs.push(f.address_for_lookup());
+                        if self.addrs.len() >= max_depth {
+                            break true;
+                        }
+                    }
+                    Ok(None) => break true,
+                    Err(_) => break false,
+                }
+            };
+            // Past the copied stack, continue with the kernel's frame-pointer callchain from
+            // the last frame CFI found (its return address appears in the chain).
+            if !complete && self.addrs.len() >= 2 && !chain.is_empty() {
+                let last = self.addrs[self.addrs.len() - 1] + 1;
+                let user: Vec<u64> = chain
+                    .chunks_exact(8)
+                    .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()))
+                    .filter(|&a| a < PERF_CONTEXT_MAX)
+                    .collect();
+                if let Some(m) = user.iter().skip(1).position(|&a| a == last) {
+                    self.spliced += 1;
+                    for &a in &user[m + 2..] {
+                        if self.addrs.len() >= max_depth || a == 0 {
+                            break;
+                        }
+                        self.addrs.push(a - 1);
+                    }
                 }
             }
             for &a in self.addrs.iter().skip(1) {

@@ -1,0 +1,55 @@
+//! Complete stacks through code without frame pointers (issue 4, point 2): libstdc++'s
+//! `operator new`, libc's `strdup`, Rust code built without frame pointers.
+
+use allocflame_tests::*;
+
+#[test]
+fn cpp_new_and_strdup_callers_appear() {
+    if !uprobes_available() {
+        return;
+    }
+    let dir = TempDir::new("cpp");
+    let prog = build_c(&dir, "cpp_new.cpp");
+    let n = 20_000u64;
+    let run = record_perf(&[prog.to_str().unwrap(), &n.to_string()]).unwrap();
+    let dump = run.dump();
+    // make_widget → operator new (libstdc++, no frame pointers) → malloc.
+    let new = run.count_ending("main;_Z11make_widgetl;_Znwm;malloc");
+    assert_eq!(new, n, "{dump}");
+    let weight = run.weight_ending("main;_Z11make_widgetl;_Znwm;malloc");
+    assert_eq!(weight.bytes, 24 * n, "{dump}");
+    // dup_name → strdup (libc) → malloc.
+    let dup: u64 = run
+        .lines
+        .iter()
+        .filter(|(l, _)| l.contains(";main;_Z8dup_namePKc;") && l.ends_with("strdup;malloc"))
+        .map(|(_, w)| w.allocs)
+        .sum();
+    assert_eq!(dup, n / 2, "{dump}");
+    assert_eq!(run.report.lost, 0);
+}
+
+#[test]
+fn rust_frames_without_frame_pointers_appear() {
+    if !uprobes_available() {
+        return;
+    }
+    let dir = TempDir::new("rust");
+    let prog = build_rust(&dir, "rust_alloc.rs");
+    let n = 10_000u64;
+    let run = record_perf(&[prog.to_str().unwrap(), &n.to_string()]).unwrap();
+    let dump = run.dump();
+    let fill: u64 = run
+        .lines
+        .iter()
+        .filter(|(l, _)| l.contains("fill_vectors") && l.ends_with(";malloc"))
+        .map(|(_, w)| w.allocs)
+        .sum();
+    assert_eq!(fill, n, "{dump}");
+    assert!(
+        run.lines
+            .iter()
+            .any(|(l, _)| l.contains("rust_alloc4main") && l.contains("fill_vectors")),
+        "main → fill_vectors expected:\n{dump}"
+    );
+}
