@@ -220,11 +220,14 @@ pub(crate) struct Arena {
     pub nodes: Vec<NodeData>,
     pub text: String,
     pub max_nodes: usize,
+    /// Scratch vectors the parsers borrow, kept to reuse their capacity.
+    pub scratch_stack: Vec<NodeId>,
+    pub scratch_subs: Vec<NodeId>,
 }
 
 impl Arena {
     pub fn new(max_nodes: usize) -> Self {
-        Arena { nodes: Vec::new(), text: String::new(), max_nodes }
+        Arena { nodes: Vec::new(), text: String::new(), max_nodes, scratch_stack: Vec::new(), scratch_subs: Vec::new() }
     }
 
     pub fn clear(&mut self) {

@@ -185,12 +185,16 @@ pub(crate) fn is_function_attr(k: Kind) -> bool {
 
 impl<'a> Parser<'a> {
     pub fn new(a: &'a mut Arena, input: &'a [u8], old_function_types: bool) -> Self {
+        let mut stack = std::mem::take(&mut a.scratch_stack);
+        stack.clear();
+        let mut subs = std::mem::take(&mut a.scratch_subs);
+        subs.clear();
         Parser {
             a,
             input,
             pos: 0,
-            stack: Vec::with_capacity(16),
-            subs: Vec::with_capacity(16),
+            stack,
+            subs,
             words: Vec::new(),
             old_function_types,
             nesting: 0,
@@ -330,6 +334,13 @@ impl<'a> Parser<'a> {
 
     /// Parses a whole symbol (after its prefix) into a `Global` node.
     pub fn parse_symbol(&mut self) -> Option<NodeId> {
+        let r = self.parse_symbol_inner();
+        self.a.scratch_stack = std::mem::take(&mut self.stack);
+        self.a.scratch_subs = std::mem::take(&mut self.subs);
+        r
+    }
+
+    fn parse_symbol_inner(&mut self) -> Option<NodeId> {
         self.parse_all()?;
         let top = self.a.node(Kind::Global)?;
         let suffix = self.pop_kind(Kind::Suffix);
@@ -342,7 +353,7 @@ impl<'a> Parser<'a> {
             }
         }
         let rest = std::mem::take(&mut self.stack);
-        for n in rest {
+        for &n in &rest {
             if self.a.kind(n) == Kind::Type {
                 let c = self.a.child(n, 0)?;
                 self.a.add(parent, c);
@@ -350,6 +361,8 @@ impl<'a> Parser<'a> {
                 self.a.add(parent, n);
             }
         }
+        self.stack = rest;
+        self.stack.clear();
         if self.a.num_children(top) == 0 {
             return None;
         }
@@ -538,6 +551,20 @@ impl<'a> Parser<'a> {
             } else {
                 word_substs = true;
             }
+        }
+        if !word_substs && !puny {
+            // Plain `<len><chars>`: no intermediate string.
+            let n = self.natural()? as usize;
+            let end = self.pos.checked_add(n)?;
+            if n == 0 || end > self.input.len() {
+                return None;
+            }
+            let s = std::str::from_utf8(&self.input[self.pos..end]).ok()?;
+            self.record_words(self.pos, end);
+            self.pos = end;
+            let id = self.a.text_node(Kind::Identifier, s)?;
+            self.add_sub(id);
+            return Some(id);
         }
         let mut ident = String::new();
         loop {

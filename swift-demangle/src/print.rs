@@ -144,7 +144,7 @@ impl<'a> Printer<'a> {
         Printer {
             a,
             o,
-            out: String::new(),
+            out: String::with_capacity(256),
             max_output,
             steps: 0,
             invalid: false,
@@ -162,12 +162,29 @@ impl<'a> Printer<'a> {
     }
 
     fn c(&mut self, ch: char) {
-        let mut b = [0; 4];
-        self.s(ch.encode_utf8(&mut b));
+        if self.out.len() + 4 > self.max_output {
+            self.invalid = true;
+            return;
+        }
+        self.out.push(ch);
     }
 
     fn num(&mut self, n: u64) {
-        self.s(&n.to_string());
+        // Decimal without a heap allocation.
+        let mut buf = [0u8; 20];
+        let mut i = buf.len();
+        let mut v = n;
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        if let Ok(t) = std::str::from_utf8(&buf[i..]) {
+            self.s(t);
+        }
     }
 
     fn k(&self, n: NodeId) -> Kind {
@@ -857,20 +874,19 @@ impl<'a> Printer<'a> {
         }
     }
 
-    fn generic_param_name(&self, depth: u64, index: u64) -> String {
-        let mut s = String::new();
+    /// `A`, `B`, …, `Z`, `AB`, …, with the depth appended when not 0.
+    fn generic_param_name(&mut self, depth: u64, index: u64) {
         let mut i = index;
         loop {
-            s.push((b'A' + (i % 26) as u8) as char);
+            self.c((b'A' + (i % 26) as u8) as char);
             i /= 26;
             if i == 0 {
                 break;
             }
         }
         if depth != 0 {
-            s.push_str(&depth.to_string());
+            self.num(depth);
         }
-        s
     }
 
     fn print_generic_signature(&mut self, n: NodeId, depth: u32) {
@@ -916,8 +932,7 @@ impl<'a> Printer<'a> {
                 if value.is_some() {
                     self.s("let ");
                 }
-                let name = self.generic_param_name(d as u64, i);
-                self.s(&name);
+                self.generic_param_name(d as u64, i);
                 if let Some(t) = value {
                     self.s(": ");
                     self.p(t, depth);
@@ -1962,8 +1977,7 @@ impl<'a> Printer<'a> {
             DependentGenericParamType => {
                 let d = self.a.child(n, 0).map(|c| self.a.index(c)).unwrap_or(0);
                 let i = self.a.child(n, 1).map(|c| self.a.index(c)).unwrap_or(0);
-                let name = self.generic_param_name(d, i);
-                self.s(&name);
+                self.generic_param_name(d, i);
             }
             DependentGenericType => {
                 let sig = self.ch(n, 0)?;
