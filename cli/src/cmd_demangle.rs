@@ -16,7 +16,9 @@ pub struct DemangleArgs {
 /// Runs `allocflame demangle`: every mangled Swift, C++ or Rust name in each line of stdin is
 /// replaced; everything else is copied unchanged.
 pub fn run(args: DemangleArgs) -> anyhow::Result<ExitCode> {
-    let options = DemangleOptions { simplified: args.simplified };
+    let options = DemangleOptions {
+        simplified: args.simplified,
+    };
     let stdin = std::io::stdin();
     let interactive = stdin.is_terminal();
     let mut input = stdin.lock();

@@ -11,7 +11,12 @@ fn run(args: &[&str], input: &str) -> String {
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn allocflame");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "allocflame demangle failed: {out:?}");
     String::from_utf8(out.stdout).unwrap()

@@ -35,13 +35,19 @@ pub fn demangle_symbol(name: &str, options: &DemangleOptions) -> Option<String> 
         return None;
     }
     if swift_demangle::is_swift_symbol(name) {
-        let o = swift_demangle::Options { simplified: options.simplified, ..Default::default() };
+        let o = swift_demangle::Options {
+            simplified: options.simplified,
+            ..Default::default()
+        };
         return swift_demangle::demangle(name, &o);
     }
     // Mach-O adds one more leading underscore to every symbol.
     if let Some(rest) = name.strip_prefix('_') {
         if rest.starts_with("_T0") || rest.starts_with("$s") || rest.starts_with("$S") {
-            let o = swift_demangle::Options { simplified: options.simplified, ..Default::default() };
+            let o = swift_demangle::Options {
+                simplified: options.simplified,
+                ..Default::default()
+            };
             return swift_demangle::demangle(rest, &o);
         }
     }
@@ -111,7 +117,10 @@ fn demangle_cpp(name: &str) -> Option<String> {
     let opts = cpp_demangle::DemangleOptions::new().recursion_limit(96);
     std::panic::catch_unwind(|| {
         let sym = cpp_demangle::Symbol::new_with_options(name.as_bytes(), &parse).ok()?;
-        let mut w = Capped { out: String::new(), cap: MAX_CPP_OUTPUT };
+        let mut w = Capped {
+            out: String::new(),
+            cap: MAX_CPP_OUTPUT,
+        };
         sym.structured_demangle(&mut w, &opts).ok()?;
         Some(w.out)
     })
@@ -126,7 +135,17 @@ fn is_token_byte(b: u8) -> bool {
 /// Whether a mangled name may start at `s` (the byte before it is not part of a word).
 fn mangled_start(s: &[u8]) -> bool {
     const STARTS: &[&[u8]] = &[
-        b"_Z", b"__Z", b"_R", b"$s", b"$S", b"$e", b"_$s", b"_$S", b"_$e", b"_T", b"__T0",
+        b"_Z",
+        b"__Z",
+        b"_R",
+        b"$s",
+        b"$S",
+        b"$e",
+        b"_$s",
+        b"_$S",
+        b"_$e",
+        b"_T",
+        b"__T0",
         b"@__swiftmacro_",
     ];
     STARTS.iter().any(|p| s.starts_with(p))
@@ -208,30 +227,55 @@ mod tests {
 
     #[test]
     fn swift_full_and_simplified() {
-        assert_eq!(demangle_symbol("$s4main5helloyySiF", &full()).as_deref(), Some("main.hello(Swift.Int) -> ()"));
-        assert_eq!(demangle_symbol("$s4main5helloyySiF", &DemangleOptions::default()).as_deref(), Some("hello(_:)"));
+        assert_eq!(
+            demangle_symbol("$s4main5helloyySiF", &full()).as_deref(),
+            Some("main.hello(Swift.Int) -> ()")
+        );
+        assert_eq!(
+            demangle_symbol("$s4main5helloyySiF", &DemangleOptions::default()).as_deref(),
+            Some("hello(_:)")
+        );
     }
 
     #[test]
     fn cpp_and_rust() {
-        assert_eq!(demangle_symbol("_ZN3foo3barEv", &full()).as_deref(), Some("foo::bar()"));
+        assert_eq!(
+            demangle_symbol("_ZN3foo3barEv", &full()).as_deref(),
+            Some("foo::bar()")
+        );
         assert_eq!(
             demangle_symbol("_ZN4core3fmt5write17h0123456789abcdefE", &full()).as_deref(),
             Some("core::fmt::write")
         );
-        assert_eq!(demangle_symbol("_RNvCs1234_7mycrate3foo", &full()).as_deref(), Some("mycrate::foo"));
+        assert_eq!(
+            demangle_symbol("_RNvCs1234_7mycrate3foo", &full()).as_deref(),
+            Some("mycrate::foo")
+        );
     }
 
     #[test]
     fn text_replaces_only_mangled_names() {
         let o = full();
-        assert_eq!(demangle_text("main;_ZN3foo3barEv;malloc 12", &o), "main;foo::bar();malloc 12");
-        assert_eq!(demangle_text("libfoo.so`_ZN3foo3barEv+0x12", &o), "libfoo.so`foo::bar()+0x12");
+        assert_eq!(
+            demangle_text("main;_ZN3foo3barEv;malloc 12", &o),
+            "main;foo::bar();malloc 12"
+        );
+        assert_eq!(
+            demangle_text("libfoo.so`_ZN3foo3barEv+0x12", &o),
+            "libfoo.so`foo::bar()+0x12"
+        );
         assert_eq!(
             demangle_text("  7f12 $s4main5helloyySiF+0x1c (/tmp/a.out)", &o),
             "  7f12 main.hello(Swift.Int) -> ()+0x1c (/tmp/a.out)"
         );
-        for plain in ["_Toggle the _Zebra", "a_Z b$sX", "_Tt", "hello world", "$sfoo", "_R"] {
+        for plain in [
+            "_Toggle the _Zebra",
+            "a_Z b$sX",
+            "_Tt",
+            "hello world",
+            "$sfoo",
+            "_R",
+        ] {
             assert_eq!(demangle_text(plain, &o), plain);
         }
     }

@@ -45,7 +45,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { simplified: false, max_output: 1 << 16, max_nodes: 1 << 16 }
+        Options {
+            simplified: false,
+            max_output: 1 << 16,
+            max_nodes: 1 << 16,
+        }
     }
 }
 
@@ -96,11 +100,20 @@ fn prefix(name: &str) -> Option<(usize, Scheme)> {
 /// Demangles `name`, or `None` if it is not a Swift mangled name this
 /// demangler understands (the caller then shows it unchanged).
 pub fn demangle(name: &str, options: &Options) -> Option<String> {
-    let style = if options.simplified { Style::simplified() } else { Style::full() };
+    let style = if options.simplified {
+        Style::simplified()
+    } else {
+        Style::full()
+    };
     demangle_with(name, options, style, 0)
 }
 
-pub(crate) fn demangle_nested(name: &str, options: &Options, style: Style, nesting: u32) -> Option<String> {
+pub(crate) fn demangle_nested(
+    name: &str,
+    options: &Options,
+    style: Style,
+    nesting: u32,
+) -> Option<String> {
     demangle_with(name, options, style, nesting)
 }
 
@@ -142,7 +155,13 @@ fn demangle_with(name: &str, options: &Options, style: Style, nesting: u32) -> O
         .unwrap_or_else(|_| run(&mut Arena::new(options.max_nodes)))
 }
 
-fn parse_tree(arena: &mut Arena, name: &str, plen: usize, scheme: Scheme, nesting: u32) -> Option<NodeId> {
+fn parse_tree(
+    arena: &mut Arena,
+    name: &str,
+    plen: usize,
+    scheme: Scheme,
+    nesting: u32,
+) -> Option<NodeId> {
     let rest = &name.as_bytes()[plen..];
     match scheme {
         Scheme::New(old_fn) => {

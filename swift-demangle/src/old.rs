@@ -19,14 +19,23 @@ struct Old<'a> {
 }
 
 pub(crate) fn parse_symbol(a: &mut Arena, input: &[u8]) -> Option<NodeId> {
-    let mut p = Old { a, s: input, pos: 0, subs: Vec::new(), depth: 0 };
+    let mut p = Old {
+        a,
+        s: input,
+        pos: 0,
+        subs: Vec::new(),
+        depth: 0,
+    };
     let top = p.a.node(Kind::Global)?;
     p.global(top)?;
     if p.pos < p.s.len() {
         // IRGen adds suffixes like `_31` to partial apply thunks; only accept
         // a plain suffix after a complete symbol.
         let rest = std::str::from_utf8(&p.s[p.pos..]).ok()?;
-        if !rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.') {
+        if !rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        {
             return None;
         }
         let n = p.a.text_node(Kind::Suffix, rest)?;
@@ -36,7 +45,13 @@ pub(crate) fn parse_symbol(a: &mut Arena, input: &[u8]) -> Option<NodeId> {
 }
 
 pub(crate) fn parse_type_symbol(a: &mut Arena, input: &[u8]) -> Option<NodeId> {
-    let mut p = Old { a, s: input, pos: 0, subs: Vec::new(), depth: 0 };
+    let mut p = Old {
+        a,
+        s: input,
+        pos: 0,
+        subs: Vec::new(),
+        depth: 0,
+    };
     let t = p.ty()?;
     if p.pos != p.s.len() {
         return None;
@@ -95,7 +110,9 @@ impl Old<'_> {
         }
         let mut n: u64 = 0;
         while self.peek().is_ascii_digit() {
-            n = n.checked_mul(10)?.checked_add(u64::from(self.next() - b'0'))?;
+            n = n
+                .checked_mul(10)?
+                .checked_add(u64::from(self.next() - b'0'))?;
             if n > u64::from(u32::MAX) {
                 return None;
             }
@@ -114,7 +131,10 @@ impl Old<'_> {
         }
         let mut n: u64 = 0;
         while self.peek().is_ascii_digit() {
-            n = n.saturating_mul(10).saturating_add(u64::from(self.next() - b'0')).min(u64::from(u32::MAX));
+            n = n
+                .saturating_mul(10)
+                .saturating_add(u64::from(self.next() - b'0'))
+                .min(u64::from(u32::MAX));
         }
         if self.next_if(b'_') {
             Some(n + 1)
@@ -157,7 +177,11 @@ impl Old<'_> {
     fn global_inner(&mut self, top: NodeId) -> Option<()> {
         // Attributes that wrap another global.
         if self.next_if_str(b"PA") {
-            let k = if self.next_if(b'o') { Kind::PartialApplyObjCForwarder } else { Kind::PartialApplyForwarder };
+            let k = if self.next_if(b'o') {
+                Kind::PartialApplyObjCForwarder
+            } else {
+                Kind::PartialApplyForwarder
+            };
             let n = self.a.node(k)?;
             if self.next_if_str(b"__T") {
                 self.global(n)?;
@@ -183,7 +207,11 @@ impl Old<'_> {
                     return self.global(top);
                 }
                 b'R' | b'r' => {
-                    let k = if self.s[self.pos - 1] == b'R' { Kind::ReabstractionThunkHelper } else { Kind::ReabstractionThunk };
+                    let k = if self.s[self.pos - 1] == b'R' {
+                        Kind::ReabstractionThunkHelper
+                    } else {
+                        Kind::ReabstractionThunk
+                    };
                     let n = self.a.node(k)?;
                     if self.peek() == b'G' {
                         self.next();
@@ -215,7 +243,9 @@ impl Old<'_> {
                 self.next();
                 let c1 = self.next();
                 let c2 = self.next();
-                let idx = crate::print::VALUE_WITNESSES.iter().position(|(code, _)| code.as_bytes() == [c1, c2])?;
+                let idx = crate::print::VALUE_WITNESSES
+                    .iter()
+                    .position(|(code, _)| code.as_bytes() == [c1, c2])?;
                 let vw = self.a.index_node(Kind::ValueWitness, idx as u64)?;
                 let t = self.ty()?;
                 self.a.add(vw, t);
@@ -292,7 +322,8 @@ impl Old<'_> {
             }
             b'I' => {
                 let c = self.protocol_conformance()?;
-                self.a.with(Kind::GenericProtocolWitnessTableInstantiationFunction, &[c])
+                self.a
+                    .with(Kind::GenericProtocolWitnessTableInstantiationFunction, &[c])
             }
             b'a' => {
                 let c = self.protocol_conformance()?;
@@ -306,19 +337,22 @@ impl Old<'_> {
             b'L' => {
                 let t = self.ty()?;
                 let c = self.protocol_conformance()?;
-                self.a.with(Kind::LazyProtocolWitnessTableCacheVariable, &[t, c])
+                self.a
+                    .with(Kind::LazyProtocolWitnessTableCacheVariable, &[t, c])
             }
             b't' => {
                 let c = self.protocol_conformance()?;
                 let name = self.decl_name()?;
-                self.a.with(Kind::AssociatedTypeMetadataAccessor, &[c, name])
+                self.a
+                    .with(Kind::AssociatedTypeMetadataAccessor, &[c, name])
             }
             b'T' => {
                 let c = self.protocol_conformance()?;
                 let name = self.decl_name()?;
                 let p = self.protocol_name()?;
                 let pt = self.ty_node(p)?;
-                self.a.with(Kind::AssociatedTypeWitnessTableAccessor, &[c, name, pt])
+                self.a
+                    .with(Kind::AssociatedTypeWitnessTableAccessor, &[c, name, pt])
             }
             _ => None,
         }
@@ -350,7 +384,11 @@ impl Old<'_> {
     fn specialization(&mut self) -> Option<NodeId> {
         match self.next() {
             b'g' | b'r' => {
-                let k = if self.s[self.pos - 1] == b'g' { Kind::GenericSpecialization } else { Kind::GenericSpecializationNotReAbstracted };
+                let k = if self.s[self.pos - 1] == b'g' {
+                    Kind::GenericSpecialization
+                } else {
+                    Kind::GenericSpecializationNotReAbstracted
+                };
                 let spec = self.a.node(k)?;
                 if self.next_if(b'q') {
                     let s = self.a.node(Kind::IsSerialized)?;
@@ -360,7 +398,9 @@ impl Old<'_> {
                 if !c.is_ascii_digit() {
                     return None;
                 }
-                let p = self.a.index_node(Kind::SpecializationPassID, u64::from(c - b'0'))?;
+                let p = self
+                    .a
+                    .index_node(Kind::SpecializationPassID, u64::from(c - b'0'))?;
                 self.a.add(spec, p);
                 while !self.next_if(b'_') {
                     let t = self.ty()?;
@@ -386,11 +426,15 @@ impl Old<'_> {
                 if !c.is_ascii_digit() {
                     return None;
                 }
-                let p = self.a.index_node(Kind::SpecializationPassID, u64::from(c - b'0'))?;
+                let p = self
+                    .a
+                    .index_node(Kind::SpecializationPassID, u64::from(c - b'0'))?;
                 self.a.add(spec, p);
                 let mut no = 0u64;
                 while !self.next_if(b'_') {
-                    let param = self.a.index_node(Kind::FunctionSignatureSpecializationParam, no)?;
+                    let param = self
+                        .a
+                        .index_node(Kind::FunctionSignatureSpecializationParam, no)?;
                     self.func_sig_param(param)?;
                     self.a.add(spec, param);
                     no += 1;
@@ -405,13 +449,17 @@ impl Old<'_> {
     }
 
     fn spec_kind(&mut self, param: NodeId, v: u64) -> Option<()> {
-        let n = self.a.index_node(Kind::FunctionSignatureSpecializationParamKind, v)?;
+        let n = self
+            .a
+            .index_node(Kind::FunctionSignatureSpecializationParamKind, v)?;
         self.a.add(param, n);
         Some(())
     }
 
     fn spec_payload(&mut self, param: NodeId, text: &str) -> Option<()> {
-        let n = self.a.text_node(Kind::FunctionSignatureSpecializationParamPayload, text)?;
+        let n = self
+            .a
+            .text_node(Kind::FunctionSignatureSpecializationParamPayload, text)?;
         self.a.add(param, n);
         Some(())
     }
@@ -423,7 +471,9 @@ impl Old<'_> {
         if end > self.s.len() {
             return None;
         }
-        let t = std::str::from_utf8(&self.s[self.pos..end]).ok()?.to_string();
+        let t = std::str::from_utf8(&self.s[self.pos..end])
+            .ok()?
+            .to_string();
         self.pos = end;
         Some(t)
     }
@@ -443,7 +493,9 @@ impl Old<'_> {
                     while self.peek() != b'_' && self.pos < self.s.len() {
                         self.next();
                     }
-                    let t = std::str::from_utf8(&self.s[start..self.pos]).ok()?.to_string();
+                    let t = std::str::from_utf8(&self.s[start..self.pos])
+                        .ok()?
+                        .to_string();
                     self.spec_payload(param, &t)?;
                 }
                 b'f' => {
@@ -463,7 +515,9 @@ impl Old<'_> {
                     while self.peek() != b'_' && self.pos < self.s.len() {
                         self.next();
                     }
-                    let t = std::str::from_utf8(&self.s[start..self.pos]).ok()?.to_string();
+                    let t = std::str::from_utf8(&self.s[start..self.pos])
+                        .ok()?
+                        .to_string();
                     self.spec_payload(param, &t)?;
                 }
                 b'l' => {
@@ -472,7 +526,9 @@ impl Old<'_> {
                     while self.peek() != b'_' && self.pos < self.s.len() {
                         self.next();
                     }
-                    let t = std::str::from_utf8(&self.s[start..self.pos]).ok()?.to_string();
+                    let t = std::str::from_utf8(&self.s[start..self.pos])
+                        .ok()?
+                        .to_string();
                     self.spec_payload(param, &t)?;
                 }
                 b's' => {
@@ -616,7 +672,11 @@ impl Old<'_> {
             b'C' | b'c' => {
                 self.next();
                 let t = self.ty()?;
-                let k = if c == b'C' { Kind::Allocator } else { Kind::Constructor };
+                let k = if c == b'C' {
+                    Kind::Allocator
+                } else {
+                    Kind::Constructor
+                };
                 self.a.with(k, &[ctx, t])
             }
             b'A' => {
@@ -630,7 +690,11 @@ impl Old<'_> {
                 let i = self.index()?;
                 let n = self.a.index_node(Kind::Number, i)?;
                 let t = self.ty()?;
-                let k = if c == b'U' { Kind::ExplicitClosure } else { Kind::ImplicitClosure };
+                let k = if c == b'U' {
+                    Kind::ExplicitClosure
+                } else {
+                    Kind::ImplicitClosure
+                };
                 self.a.with(k, &[ctx, n, t])
             }
             b'g' | b's' | b'm' | b'w' | b'W' | b'G' => {
@@ -707,7 +771,11 @@ impl Old<'_> {
         }
         let raw = std::str::from_utf8(&self.s[self.pos..end]).ok()?;
         self.pos = end;
-        let text = if puny { punycode::decode(raw)? } else { raw.to_string() };
+        let text = if puny {
+            punycode::decode(raw)?
+        } else {
+            raw.to_string()
+        };
         let node = match op_kind {
             Some(k) => {
                 let mut op = String::new();
@@ -879,7 +947,11 @@ impl Old<'_> {
         let sig = self.a.node(Kind::DependentGenericSignature)?;
         let mut counts = 0;
         while self.peek() != b'R' && self.peek() != b'r' {
-            let c = if self.next_if(b'z') { 0 } else { self.saturating_index()? + 1 };
+            let c = if self.next_if(b'z') {
+                0
+            } else {
+                self.saturating_index()? + 1
+            };
             let n = self.a.index_node(Kind::DependentGenericParamCount, c)?;
             self.a.add(sig, n);
             counts += 1;
@@ -984,7 +1056,9 @@ impl Old<'_> {
         let t = self.constrained_type()?;
         if self.next_if(b'z') {
             let second = self.ty()?;
-            return self.a.with(Kind::DependentGenericSameTypeRequirement, &[t, second]);
+            return self
+                .a
+                .with(Kind::DependentGenericSameTypeRequirement, &[t, second]);
         }
         if self.next_if(b'l') {
             let c = self.next();
@@ -1003,7 +1077,9 @@ impl Old<'_> {
                 _ => return None,
             };
             let id = self.a.text_node(Kind::Identifier, &name)?;
-            let r = self.a.with(Kind::DependentGenericLayoutRequirement, &[t, id])?;
+            let r = self
+                .a
+                .with(Kind::DependentGenericLayoutRequirement, &[t, id])?;
             if let Some(s) = size {
                 let n = self.a.index_node(Kind::Number, s)?;
                 self.a.add(r, n);
@@ -1034,7 +1110,10 @@ impl Old<'_> {
             let p = self.protocol_name()?;
             self.ty_node(p)?
         };
-        self.a.with(Kind::DependentGenericConformanceRequirement, &[t, constraint])
+        self.a.with(
+            Kind::DependentGenericConformanceRequirement,
+            &[t, constraint],
+        )
     }
 
     // ----- types -----
@@ -1234,7 +1313,9 @@ impl Old<'_> {
                 let tuple = self.a.node(Kind::Tuple)?;
                 while !self.next_if(b'_') {
                     let elt = self.a.node(Kind::TupleElement)?;
-                    if self.peek().is_ascii_digit() || (self.peek() == b'X' && self.peek_at(1).is_ascii_digit()) {
+                    if self.peek().is_ascii_digit()
+                        || (self.peek() == b'X' && self.peek_at(1).is_ascii_digit())
+                    {
                         let id = self.identifier()?;
                         let s = self.a.text(id).to_string();
                         let n = self.a.text_node(Kind::TupleElementName, &s)?;
@@ -1316,7 +1397,10 @@ impl Old<'_> {
         };
         let mut nominal = nominal;
         let parent = self.a.child(nominal, 0)?;
-        if matches!(self.a.kind(parent), Kind::Class | Kind::Structure | Kind::Enum) {
+        if matches!(
+            self.a.kind(parent),
+            Kind::Class | Kind::Structure | Kind::Enum
+        ) {
             let bp = self.bound_generic_args(parent, depth + 1)?;
             let nn = self.a.with(k, &[bp])?;
             let rest: Vec<NodeId> = self.a.children(nominal)[1..].to_vec();

@@ -247,7 +247,9 @@ impl<'a> Parser<'a> {
         }
         let mut n: u64 = 0;
         while is_digit(self.peek()) {
-            n = n.checked_mul(10)?.checked_add(u64::from(self.next() - b'0'))?;
+            n = n
+                .checked_mul(10)?
+                .checked_add(u64::from(self.next() - b'0'))?;
             if n > u64::from(u32::MAX) {
                 return None;
             }
@@ -616,7 +618,9 @@ impl<'a> Parser<'a> {
 
     fn record_words(&mut self, start: usize, end: usize) {
         let is_start = |c: u8| c != b'_' && !c.is_ascii_digit() && c != 0;
-        let is_end = |c: u8, prev: u8| c == b'_' || c == 0 || (!prev.is_ascii_uppercase() && c.is_ascii_uppercase());
+        let is_end = |c: u8, prev: u8| {
+            c == b'_' || c == 0 || (!prev.is_ascii_uppercase() && c.is_ascii_uppercase())
+        };
         let mut word_start: Option<usize> = None;
         let mut i = start;
         while i <= end {
@@ -822,7 +826,11 @@ impl<'a> Parser<'a> {
             }
             _ => {
                 self.back();
-                let repeat = if is_digit(self.peek()) { self.natural()? } else { 0 };
+                let repeat = if is_digit(self.peek()) {
+                    self.natural()?
+                } else {
+                    0
+                };
                 if repeat > MAX_REPEAT {
                     return None;
                 }
@@ -958,7 +966,10 @@ impl<'a> Parser<'a> {
         if self.a.kind(f) == Kind::DependentGenericType {
             f = self.a.child(self.a.child(f, 1)?, 0)?;
         }
-        if !matches!(self.a.kind(f), Kind::FunctionType | Kind::NoEscapeFunctionType) {
+        if !matches!(
+            self.a.kind(f),
+            Kind::FunctionType | Kind::NoEscapeFunctionType
+        ) {
             return None;
         }
         let args = self
@@ -969,7 +980,11 @@ impl<'a> Parser<'a> {
             .find(|&c| self.a.kind(c) == Kind::ArgumentTuple)?;
         let params = self.a.child(self.a.child(args, 0)?, 0)?;
         let is_tuple = self.a.kind(params) == Kind::Tuple;
-        let num = if is_tuple { self.a.num_children(params) } else { 1 };
+        let num = if is_tuple {
+            self.a.num_children(params)
+        } else {
+            1
+        };
         if num == 0 {
             return None;
         }
@@ -1059,7 +1074,10 @@ impl<'a> Parser<'a> {
     fn pop_protocol(&mut self) -> Option<NodeId> {
         if let Some(t) = self.pop_kind(Kind::Type) {
             let c = self.a.child(t, 0)?;
-            if !matches!(self.a.kind(c), Kind::Protocol | Kind::ProtocolSymbolicReference) {
+            if !matches!(
+                self.a.kind(c),
+                Kind::Protocol | Kind::ProtocolSymbolicReference
+            ) {
                 return None;
             }
             return Some(t);
@@ -1161,7 +1179,10 @@ impl<'a> Parser<'a> {
         let idx = self.dependent_conformance_index()?;
         let p = self.pop_protocol()?;
         let nested = self.pop_dependent_conformance()?;
-        self.with(Kind::DependentProtocolConformanceInherited, &[nested, p, idx])
+        self.with(
+            Kind::DependentProtocolConformanceInherited,
+            &[nested, p, idx],
+        )
     }
 
     fn dependent_conformance_associated(&mut self) -> Option<NodeId> {
@@ -1170,7 +1191,10 @@ impl<'a> Parser<'a> {
         let t = self.pop_kind(Kind::Type)?;
         let assoc = self.with(Kind::DependentAssociatedConformance, &[t, p])?;
         let nested = self.pop_dependent_conformance()?;
-        self.with(Kind::DependentProtocolConformanceAssociated, &[nested, assoc, idx])
+        self.with(
+            Kind::DependentProtocolConformanceAssociated,
+            &[nested, assoc, idx],
+        )
     }
 
     fn retroactive_conformance(&mut self) -> Option<NodeId> {
@@ -1261,7 +1285,10 @@ impl<'a> Parser<'a> {
             return None;
         }
         let nk = self.a.kind(nominal);
-        if matches!(nk, Kind::TypeSymbolicReference | Kind::ProtocolSymbolicReference) {
+        if matches!(
+            nk,
+            Kind::TypeSymbolicReference | Kind::ProtocolSymbolicReference
+        ) {
             return None;
         }
         let ctx = self.a.child(nominal, 0)?;
@@ -1351,7 +1378,11 @@ impl<'a> Parser<'a> {
         let sig = self.a.node(Kind::DependentGenericSignature)?;
         if has_counts {
             while !self.next_if(b'l') {
-                let count = if self.next_if(b'z') { 0 } else { self.index()? + 1 };
+                let count = if self.next_if(b'z') {
+                    0
+                } else {
+                    self.index()? + 1
+                };
                 let c = self.a.index_node(Kind::DependentGenericParamCount, count)?;
                 self.a.add(sig, c);
                 if self.a.num_children(sig) > 64 {
@@ -1417,7 +1448,11 @@ impl<'a> Parser<'a> {
                 (C::Proto, T::Generic)
             }
         };
-        let inverse_index = if c == C::Inverse { Some(self.index()?) } else { None };
+        let inverse_index = if c == C::Inverse {
+            Some(self.index()?)
+        } else {
+            None
+        };
         let constr = match t {
             T::Generic => {
                 let p = self.generic_param_index()?;
@@ -1453,7 +1488,10 @@ impl<'a> Parser<'a> {
             }
             C::Inverse => {
                 let i = self.a.index_node(Kind::Index, inverse_index?)?;
-                self.with(Kind::DependentGenericInverseConformanceRequirement, &[constr, i])
+                self.with(
+                    Kind::DependentGenericInverseConformanceRequirement,
+                    &[constr, i],
+                )
             }
             C::Base => {
                 let t = self.pop_kind(Kind::Type)?;
@@ -1500,7 +1538,10 @@ impl<'a> Parser<'a> {
         let mut proto = self.pop_kind(Kind::Type);
         if let Some(p) = proto {
             let c = self.a.child(p, 0)?;
-            if !matches!(self.a.kind(c), Kind::Protocol | Kind::ProtocolSymbolicReference) {
+            if !matches!(
+                self.a.kind(c),
+                Kind::Protocol | Kind::ProtocolSymbolicReference
+            ) {
                 return None;
             }
         }
@@ -1752,7 +1793,10 @@ impl<'a> Parser<'a> {
         let mut sig = self.pop_kind(Kind::DependentGenericSignature);
         if let Some(s) = sig {
             if self.next_if(b'P') {
-                sig = Some(self.a.change_kind(s, Kind::DependentPseudogenericSignature)?);
+                sig = Some(
+                    self.a
+                        .change_kind(s, Kind::DependentPseudogenericSignature)?,
+                );
             }
         }
         if self.next_if(b'e') {
@@ -1765,7 +1809,9 @@ impl<'a> Parser<'a> {
         }
         if matches!(self.peek(), b'd' | b'l' | b'f' | b'r') {
             let c = self.next();
-            let d = self.a.index_node(Kind::ImplDifferentiabilityKind, u64::from(c))?;
+            let d = self
+                .a
+                .index_node(Kind::ImplDifferentiabilityKind, u64::from(c))?;
             self.a.add(ty, d);
         }
         let cattr = match self.next() {
@@ -1844,7 +1890,9 @@ impl<'a> Parser<'a> {
         while let Some(p) = self.impl_param_convention(Kind::ImplParameter) {
             self.a.add(ty, p);
             if self.next_if(b'w') {
-                let d = self.a.text_node(Kind::ImplParameterResultDifferentiability, "@noDerivative")?;
+                let d = self
+                    .a
+                    .text_node(Kind::ImplParameterResultDifferentiability, "@noDerivative")?;
                 self.a.add(p, d);
             }
             if self.next_if(b'T') {
@@ -1856,7 +1904,10 @@ impl<'a> Parser<'a> {
                 self.a.add(p, d);
             }
             if self.next_if(b'L') {
-                let d = self.a.text_node(Kind::ImplParameterImplicitLeading, "sil_implicit_leading_param")?;
+                let d = self.a.text_node(
+                    Kind::ImplParameterImplicitLeading,
+                    "sil_implicit_leading_param",
+                )?;
                 self.a.add(p, d);
             }
             num_types += 1;
@@ -1864,7 +1915,9 @@ impl<'a> Parser<'a> {
         while let Some(r) = self.impl_result_convention(Kind::ImplResult) {
             self.a.add(ty, r);
             if self.next_if(b'w') {
-                let d = self.a.text_node(Kind::ImplParameterResultDifferentiability, "@noDerivative")?;
+                let d = self
+                    .a
+                    .text_node(Kind::ImplParameterResultDifferentiability, "@noDerivative")?;
                 self.a.add(r, d);
             }
             num_types += 1;
@@ -2021,7 +2074,9 @@ impl<'a> Parser<'a> {
             let s = self.a.node(Kind::IsSerialized)?;
             self.a.add(n, s);
         }
-        let p = self.a.index_node(Kind::SpecializationPassID, u64::from(c - b'0'))?;
+        let p = self
+            .a
+            .index_node(Kind::SpecializationPassID, u64::from(c - b'0'))?;
         self.a.add(n, p);
         Some(n)
     }
@@ -2132,7 +2187,9 @@ impl<'a> Parser<'a> {
             }
             b'g' => self.generic_specialization(Kind::GenericSpecialization, None),
             b'G' => self.generic_specialization(Kind::GenericSpecializationNotReAbstracted, None),
-            b'B' => self.generic_specialization(Kind::GenericSpecializationInResilienceDomain, None),
+            b'B' => {
+                self.generic_specialization(Kind::GenericSpecializationInResilienceDomain, None)
+            }
             b's' => self.generic_specialization(Kind::GenericSpecializationPrespecialized, None),
             b'i' => self.generic_specialization(Kind::InlinedGenericFunction, None),
             b't' => {
@@ -2393,7 +2450,9 @@ impl<'a> Parser<'a> {
     }
 
     fn autodiff_self_reordering_thunk(&mut self) -> Option<NodeId> {
-        let r = self.a.node(Kind::AutoDiffSelfReorderingReabstractionThunk)?;
+        let r = self
+            .a
+            .node(Kind::AutoDiffSelfReorderingReabstractionThunk)?;
         if let Some(s) = self.pop_kind(Kind::DependentGenericSignature) {
             self.a.add(r, s);
         }
@@ -2455,10 +2514,19 @@ impl<'a> Parser<'a> {
             if self.a.kind(param) != Kind::FunctionSignatureSpecializationParam {
                 continue;
             }
-            let Some(kind_nd) = self.a.child(param, 0) else { continue };
+            let Some(kind_nd) = self.a.child(param, 0) else {
+                continue;
+            };
             let pk = self.a.index(kind_nd);
             use crate::print::spec_kind as sk;
-            if matches!(pk, sk::CONST_FUNCTION | sk::CONST_GLOBAL | sk::CONST_STRING | sk::CONST_KEYPATH | sk::CLOSURE_PROP) {
+            if matches!(
+                pk,
+                sk::CONST_FUNCTION
+                    | sk::CONST_GLOBAL
+                    | sk::CONST_STRING
+                    | sk::CONST_KEYPATH
+                    | sk::CLOSURE_PROP
+            ) {
                 let fixed = self.a.num_children(param);
                 while let Some(t) = self.pop_kind(Kind::Type) {
                     if pk != sk::CLOSURE_PROP && pk != sk::CONST_KEYPATH {
@@ -2471,7 +2539,9 @@ impl<'a> Parser<'a> {
                 if pk == sk::CONST_STRING && text.starts_with('_') {
                     text.remove(0);
                 }
-                let payload = self.a.text_node(Kind::FunctionSignatureSpecializationParamPayload, &text)?;
+                let payload = self
+                    .a
+                    .text_node(Kind::FunctionSignatureSpecializationParamPayload, &text)?;
                 self.a.add(param, payload);
                 self.a.reverse_children(param, fixed);
             }
@@ -2483,7 +2553,8 @@ impl<'a> Parser<'a> {
         use crate::print::spec_kind as sk;
         let param = self.a.index_node(k, no)?;
         let add_kind = |p: &mut Self, v: u64| -> Option<NodeId> {
-            let n = p.a.index_node(Kind::FunctionSignatureSpecializationParamKind, v)?;
+            let n =
+                p.a.index_node(Kind::FunctionSignatureSpecializationParamKind, v)?;
             p.a.add(param, n);
             Some(param)
         };
@@ -2503,7 +2574,9 @@ impl<'a> Parser<'a> {
                         _ => return None,
                     };
                     add_kind(self, sk::CONST_STRING)?;
-                    let e = self.a.text_node(Kind::FunctionSignatureSpecializationParamPayload, enc)?;
+                    let e = self
+                        .a
+                        .text_node(Kind::FunctionSignatureSpecializationParamPayload, enc)?;
                     self.a.add(param, e);
                     Some(param)
                 }
@@ -2562,7 +2635,9 @@ impl<'a> Parser<'a> {
     }
 
     fn spec_param_number(&mut self, param: NodeId, kind: u64) -> Option<NodeId> {
-        let n = self.a.index_node(Kind::FunctionSignatureSpecializationParamKind, kind)?;
+        let n = self
+            .a
+            .index_node(Kind::FunctionSignatureSpecializationParamKind, kind)?;
         self.a.add(param, n);
         let start = self.pos;
         while is_digit(self.peek()) {
@@ -2572,7 +2647,9 @@ impl<'a> Parser<'a> {
             return None;
         }
         let s = std::str::from_utf8(&self.input[start..self.pos]).ok()?;
-        let p = self.a.text_node(Kind::FunctionSignatureSpecializationParamPayload, s)?;
+        let p = self
+            .a
+            .text_node(Kind::FunctionSignatureSpecializationParamPayload, s)?;
         self.a.add(param, p);
         Some(param)
     }
@@ -2633,7 +2710,10 @@ impl<'a> Parser<'a> {
                 let proto = self.pop_kind(Kind::Type)?;
                 let path = self.pop_assoc_type_path()?;
                 let conf = self.pop_protocol_conformance()?;
-                self.with(Kind::AssociatedTypeWitnessTableAccessor, &[conf, path, proto])
+                self.with(
+                    Kind::AssociatedTypeWitnessTableAccessor,
+                    &[conf, path, proto],
+                )
             }
             b'b' => {
                 let proto = self.pop_kind(Kind::Type)?;
@@ -2661,7 +2741,10 @@ impl<'a> Parser<'a> {
                     b'H' => Kind::OutlinedDestroyNoValueWitness,
                     _ => return None,
                 };
-                let enum_case = if matches!(k, Kind::OutlinedEnumTagStore | Kind::OutlinedEnumProjectDataForLoad) {
+                let enum_case = if matches!(
+                    k,
+                    Kind::OutlinedEnumTagStore | Kind::OutlinedEnumProjectDataForLoad
+                ) {
                     Some(self.index_node()?)
                 } else {
                     None
@@ -2757,7 +2840,11 @@ impl<'a> Parser<'a> {
             b'M' | b'm' => {
                 let r = self.metatype_repr()?;
                 let t = self.pop_kind(Kind::Type)?;
-                let k = if c == b'M' { Kind::Metatype } else { Kind::ExistentialMetatype };
+                let k = if c == b'M' {
+                    Kind::Metatype
+                } else {
+                    Kind::ExistentialMetatype
+                };
                 let n = self.with(k, &[r, t])?;
                 self.ty(n)
             }
@@ -2891,7 +2978,8 @@ impl<'a> Parser<'a> {
                     c @ (b'f' | b'r' | b'd' | b'l') => c,
                     _ => return None,
                 };
-                self.a.index_node(Kind::DifferentiableFunctionType, u64::from(k))
+                self.a
+                    .index_node(Kind::DifferentiableFunctionType, u64::from(k))
             }
             b'k' => {
                 let t = self.pop_type_child()?;
@@ -3048,8 +3136,16 @@ impl<'a> Parser<'a> {
             _ => return None,
         };
         let macro_name = self.pop_kind(Kind::Identifier)?;
-        let private_disc = if is_freestanding { self.pop_kind(Kind::PrivateDeclName) } else { None };
-        let attached_name = if is_attached { Some(self.pop_if(is_decl_name)?) } else { None };
+        let private_disc = if is_freestanding {
+            self.pop_kind(Kind::PrivateDeclName)
+        } else {
+            None
+        };
+        let attached_name = if is_attached {
+            Some(self.pop_if(is_decl_name)?)
+        } else {
+            None
+        };
         let ctx = match self.pop_kind(Kind::MacroExpansionLoc) {
             Some(loc) => loc,
             None => self.pop_context()?,
@@ -3100,7 +3196,9 @@ impl<'a> Parser<'a> {
     fn value_witness(&mut self) -> Option<NodeId> {
         let c1 = self.next();
         let c2 = self.next();
-        let idx = crate::print::VALUE_WITNESSES.iter().position(|(code, _)| code.as_bytes() == [c1, c2])?;
+        let idx = crate::print::VALUE_WITNESSES
+            .iter()
+            .position(|(code, _)| code.as_bytes() == [c1, c2])?;
         let vw = self.a.index_node(Kind::ValueWitness, idx as u64)?;
         let t = self.pop_kind(Kind::Type)?;
         self.a.add(vw, t);

@@ -208,7 +208,11 @@ impl<'a> Printer<'a> {
     }
 
     fn child_of_kind(&self, n: NodeId, k: Kind) -> Option<NodeId> {
-        self.a.children(n).iter().copied().find(|&c| self.a.kind(c) == k)
+        self.a
+            .children(n)
+            .iter()
+            .copied()
+            .find(|&c| self.a.kind(c) == k)
     }
 
     fn children(&mut self, n: NodeId, sep: &str, depth: u32) {
@@ -242,24 +246,60 @@ impl<'a> Printer<'a> {
     fn is_simple_type(&self, n: NodeId) -> bool {
         use Kind::*;
         match self.k(n) {
-            AssociatedType | AssociatedTypeRef | BoundGenericClass | BoundGenericEnum
-            | BoundGenericStructure | BoundGenericProtocol | BoundGenericOtherNominalType
-            | BoundGenericTypeAlias | BoundGenericFunction | BuiltinTypeName | BuiltinFixedArray
-            | Class | DependentGenericType | DependentMemberType | DependentGenericParamType
-            | DynamicSelf | Enum | ErrorType | ExistentialMetatype | Integer | NegativeInteger
-            | Metatype | MetatypeRepresentation | Module | Tuple | Pack | SILPackDirect
-            | SILPackIndirect | ConstrainedExistentialRequirementList | ConstrainedExistentialSelf
-            | Protocol | ProtocolSymbolicReference | OpaqueReturnType | OpaqueReturnTypeIndexed
-            | OpaqueReturnTypeParent | OpaqueType | QualifiedArchetype | ReturnType | SILBoxType
-            | SILBoxTypeWithLayout | Structure | SugaredOptional | SugaredArray
-            | SugaredDictionary | SugaredParen | SugaredInlineArray | TupleElementName | Type
-            | TypeAlias | TypeList | LabelList | TypeSymbolicReference
+            AssociatedType
+            | AssociatedTypeRef
+            | BoundGenericClass
+            | BoundGenericEnum
+            | BoundGenericStructure
+            | BoundGenericProtocol
+            | BoundGenericOtherNominalType
+            | BoundGenericTypeAlias
+            | BoundGenericFunction
+            | BuiltinTypeName
+            | BuiltinFixedArray
+            | Class
+            | DependentGenericType
+            | DependentMemberType
+            | DependentGenericParamType
+            | DynamicSelf
+            | Enum
+            | ErrorType
+            | ExistentialMetatype
+            | Integer
+            | NegativeInteger
+            | Metatype
+            | MetatypeRepresentation
+            | Module
+            | Tuple
+            | Pack
+            | SILPackDirect
+            | SILPackIndirect
+            | ConstrainedExistentialRequirementList
+            | ConstrainedExistentialSelf
+            | Protocol
+            | ProtocolSymbolicReference
+            | OpaqueReturnType
+            | OpaqueReturnTypeIndexed
+            | OpaqueReturnTypeParent
+            | OpaqueType
+            | QualifiedArchetype
+            | ReturnType
+            | SILBoxType
+            | SILBoxTypeWithLayout
+            | Structure
+            | SugaredOptional
+            | SugaredArray
+            | SugaredDictionary
+            | SugaredParen
+            | SugaredInlineArray
+            | TupleElementName
+            | Type
+            | TypeAlias
+            | TypeList
+            | LabelList
+            | TypeSymbolicReference
             | SymbolicExtendedExistentialType => true,
-            ProtocolList => self
-                .a
-                .child(n, 0)
-                .map(|c| self.nch(c) <= 1)
-                .unwrap_or(true),
+            ProtocolList => self.a.child(n, 0).map(|c| self.nch(c) <= 1).unwrap_or(true),
             ProtocolListWithAnyObject => self
                 .a
                 .child(n, 0)
@@ -302,7 +342,8 @@ impl<'a> Printer<'a> {
         };
         let swift = self.is_swift_module(m);
         let kind = self.k(n);
-        if swift && kind == Kind::BoundGenericEnum && nargs == 1 && self.is_ident(name, "Optional") {
+        if swift && kind == Kind::BoundGenericEnum && nargs == 1 && self.is_ident(name, "Optional")
+        {
             let t = self.a.child(args, 0).unwrap_or(args);
             let inner = self.a.skip_type(t);
             let parens = !self.is_simple_type(inner);
@@ -314,7 +355,11 @@ impl<'a> Printer<'a> {
                 self.s(")");
             }
             self.s("?");
-        } else if swift && kind == Kind::BoundGenericEnum && nargs == 1 && self.is_ident(name, "ImplicitlyUnwrappedOptional") {
+        } else if swift
+            && kind == Kind::BoundGenericEnum
+            && nargs == 1
+            && self.is_ident(name, "ImplicitlyUnwrappedOptional")
+        {
             let t = self.a.child(args, 0).unwrap_or(args);
             let inner = self.a.skip_type(t);
             let parens = !self.is_simple_type(inner);
@@ -326,11 +371,19 @@ impl<'a> Printer<'a> {
                 self.s(")");
             }
             self.s("!");
-        } else if swift && kind == Kind::BoundGenericStructure && nargs == 1 && self.is_ident(name, "Array") {
+        } else if swift
+            && kind == Kind::BoundGenericStructure
+            && nargs == 1
+            && self.is_ident(name, "Array")
+        {
             self.s("[");
             self.pc(args, 0, depth);
             self.s("]");
-        } else if swift && kind == Kind::BoundGenericStructure && nargs == 2 && self.is_ident(name, "Dictionary") {
+        } else if swift
+            && kind == Kind::BoundGenericStructure
+            && nargs == 2
+            && self.is_ident(name, "Dictionary")
+        {
             self.s("[");
             self.pc(args, 0, depth);
             self.s(" : ");
@@ -341,12 +394,20 @@ impl<'a> Printer<'a> {
         }
     }
 
-    fn print_function_parameters(&mut self, labels: Option<NodeId>, param_ty: NodeId, show_types: bool, depth: u32) {
+    fn print_function_parameters(
+        &mut self,
+        labels: Option<NodeId>,
+        param_ty: NodeId,
+        show_types: bool,
+        depth: u32,
+    ) {
         if self.k(param_ty) != Kind::ArgumentTuple {
             self.invalid = true;
             return;
         }
-        let Some(t) = self.ch(param_ty, 0) else { return };
+        let Some(t) = self.ch(param_ty, 0) else {
+            return;
+        };
         let params = self.a.skip_type(t);
         if self.k(params) != Kind::Tuple {
             if show_types {
@@ -440,7 +501,8 @@ impl<'a> Printer<'a> {
             self.p(g, depth);
         }
         let diff = find(self, Kind::DifferentiableFunctionType).map(|d| self.a.index(d));
-        let throws = find(self, Kind::ThrowsAnnotation).or_else(|| find(self, Kind::TypedThrowsAnnotation));
+        let throws =
+            find(self, Kind::ThrowsAnnotation).or_else(|| find(self, Kind::TypedThrowsAnnotation));
         let sendable = find(self, Kind::ConcurrentFunctionType).is_some();
         let is_async = find(self, Kind::AsyncAnnotation).is_some();
         match diff.map(|d| d as u8) {
@@ -456,7 +518,9 @@ impl<'a> Printer<'a> {
         if sendable {
             self.s("@Sendable ");
         }
-        let Some(args) = self.ch(n, arg_index) else { return };
+        let Some(args) = self.ch(n, arg_index) else {
+            return;
+        };
         self.print_function_parameters(labels, args, self.o.function_argument_types, depth);
         if !self.o.function_argument_types {
             return;
@@ -531,7 +595,9 @@ impl<'a> Printer<'a> {
                     transition(self, &mut st, St::Results, sending_result);
                     self.p(c, depth);
                 }
-                Kind::ImplPatternSubstitutions | Kind::ImplInvocationSubstitutions | Kind::ImplSendingResult => {}
+                Kind::ImplPatternSubstitutions
+                | Kind::ImplInvocationSubstitutions
+                | Kind::ImplSendingResult => {}
                 _ => {
                     self.p(c, depth);
                     self.s(" ");
@@ -608,7 +674,9 @@ impl<'a> Printer<'a> {
             if idx > 0 {
                 self.s(" and ");
             }
-            let Some(first) = self.a.child(n, idx) else { return };
+            let Some(first) = self.a.child(n, idx) else {
+                return;
+            };
             let v = self.a.index(first);
             use spec_kind as sk;
             match v {
@@ -623,7 +691,9 @@ impl<'a> Printer<'a> {
                     self.s("[");
                     self.p(first, depth);
                     self.s(" : ");
-                    let Some(t) = self.a.child(n, idx + 1) else { return };
+                    let Some(t) = self.a.child(n, idx + 1) else {
+                        return;
+                    };
                     let text = self.text(t);
                     self.print_nested_symbol(text);
                     self.s("]");
@@ -690,7 +760,13 @@ impl<'a> Printer<'a> {
                         }
                         self.p(c, depth);
                         idx += 1;
-                        if idx < e && self.a.child(n, idx).map(|x| self.a.has_text(x)).unwrap_or(false) {
+                        if idx < e
+                            && self
+                                .a
+                                .child(n, idx)
+                                .map(|x| self.a.has_text(x))
+                                .unwrap_or(false)
+                        {
                             self.s(", ");
                         }
                     }
@@ -707,7 +783,10 @@ impl<'a> Printer<'a> {
     /// Prints a symbol embedded in a specialization (demangled if possible).
     fn print_nested_symbol(&mut self, text: &str) {
         if self.nesting < 2 {
-            let opts = crate::Options { simplified: false, ..crate::Options::default() };
+            let opts = crate::Options {
+                simplified: false,
+                ..crate::Options::default()
+            };
             if let Some(d) = crate::demangle_nested(text, &opts, self.o, self.nesting + 1) {
                 self.s(&d);
                 return;
@@ -726,6 +805,7 @@ impl<'a> Printer<'a> {
         true
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn print_entity(
         &mut self,
         e: NodeId,
@@ -803,12 +883,20 @@ impl<'a> Printer<'a> {
                 let mut x = ty;
                 let mut guard = 0;
                 while self.k(x) == Kind::DependentGenericType && guard < 64 {
-                    x = self.a.child(x, 1).and_then(|c| self.a.child(c, 0)).unwrap_or(x);
+                    x = self
+                        .a
+                        .child(x, 1)
+                        .and_then(|c| self.a.child(c, 0))
+                        .unwrap_or(x);
                     guard += 1;
                 }
                 if !matches!(
                     self.k(x),
-                    Kind::FunctionType | Kind::NoEscapeFunctionType | Kind::UncurriedFunctionType | Kind::CFunctionPointer | Kind::ThinFunctionType
+                    Kind::FunctionType
+                        | Kind::NoEscapeFunctionType
+                        | Kind::UncurriedFunctionType
+                        | Kind::CFunctionPointer
+                        | Kind::ThinFunctionType
                 ) {
                     type_pr = TypePr::Colon;
                 }
@@ -843,7 +931,13 @@ impl<'a> Printer<'a> {
         }
         if !as_prefix {
             if let Some(pc) = postfix {
-                if matches!(self.k(e), Kind::DefaultArgumentInitializer | Kind::Initializer | Kind::PropertyWrapperBackingInitializer | Kind::PropertyWrapperInitFromProjectedValue) {
+                if matches!(
+                    self.k(e),
+                    Kind::DefaultArgumentInitializer
+                        | Kind::Initializer
+                        | Kind::PropertyWrapperBackingInitializer
+                        | Kind::PropertyWrapperInitFromProjectedValue
+                ) {
                     self.s(" of ");
                 } else {
                     self.s(" in ");
@@ -857,16 +951,34 @@ impl<'a> Printer<'a> {
 
     fn need_space_before_type(&self, t: NodeId) -> bool {
         match self.k(t) {
-            Kind::Type => self.a.child(t, 0).map(|c| self.need_space_before_type(c)).unwrap_or(true),
-            Kind::FunctionType | Kind::NoEscapeFunctionType | Kind::UncurriedFunctionType | Kind::DependentGenericType => false,
+            Kind::Type => self
+                .a
+                .child(t, 0)
+                .map(|c| self.need_space_before_type(c))
+                .unwrap_or(true),
+            Kind::FunctionType
+            | Kind::NoEscapeFunctionType
+            | Kind::UncurriedFunctionType
+            | Kind::DependentGenericType => false,
             _ => true,
         }
     }
 
     fn abstract_storage(&mut self, n: NodeId, as_prefix: bool, extra: &str, depth: u32) -> R {
         match self.k(n) {
-            Kind::Variable => self.print_entity(n, as_prefix, TypePr::Colon, true, extra, -1, "", depth),
-            Kind::Subscript => self.print_entity(n, as_prefix, TypePr::Colon, false, extra, -1, "subscript", depth),
+            Kind::Variable => {
+                self.print_entity(n, as_prefix, TypePr::Colon, true, extra, -1, "", depth)
+            }
+            Kind::Subscript => self.print_entity(
+                n,
+                as_prefix,
+                TypePr::Colon,
+                false,
+                extra,
+                -1,
+                "subscript",
+                depth,
+            ),
             _ => {
                 self.invalid = true;
                 None
@@ -898,7 +1010,10 @@ impl<'a> Printer<'a> {
         let mut packs: Vec<(u64, u64)> = Vec::new();
         let mut values: Vec<((u64, u64), NodeId)> = Vec::new();
         for &c in ch {
-            if matches!(self.k(c), Kind::DependentGenericParamPackMarker | Kind::DependentGenericParamValueMarker) {
+            if matches!(
+                self.k(c),
+                Kind::DependentGenericParamPackMarker | Kind::DependentGenericParamValueMarker
+            ) {
                 if let Some(p) = self.a.child(c, 0).map(|t| self.a.skip_type(t)) {
                     if self.k(p) == Kind::DependentGenericParamType {
                         let dd = self.a.child(p, 0).map(|x| self.a.index(x)).unwrap_or(0);
@@ -928,7 +1043,10 @@ impl<'a> Printer<'a> {
                 if packs.contains(&(d as u64, i)) {
                     self.s("each ");
                 }
-                let value = values.iter().find(|(k, _)| *k == (d as u64, i)).map(|(_, t)| *t);
+                let value = values
+                    .iter()
+                    .find(|(k, _)| *k == (d as u64, i))
+                    .map(|(_, t)| *t);
                 if value.is_some() {
                     self.s("let ");
                 }
@@ -943,7 +1061,12 @@ impl<'a> Printer<'a> {
         let reqs: Vec<NodeId> = ch[d..]
             .iter()
             .copied()
-            .filter(|&c| !matches!(self.k(c), Kind::DependentGenericParamPackMarker | Kind::DependentGenericParamValueMarker))
+            .filter(|&c| {
+                !matches!(
+                    self.k(c),
+                    Kind::DependentGenericParamPackMarker | Kind::DependentGenericParamValueMarker
+                )
+            })
             .collect();
         if !reqs.is_empty() && self.o.where_clauses {
             self.s(" where ");
@@ -981,9 +1104,15 @@ impl<'a> Printer<'a> {
             DispatchThunk => self.print_outlined(n, "dispatch thunk of ", depth),
             MethodDescriptor => self.print_outlined(n, "method descriptor for ", depth),
             MethodLookupFunction => self.print_outlined(n, "method lookup function for ", depth),
-            ObjCMetadataUpdateFunction => self.print_outlined(n, "ObjC metadata update function for ", depth),
-            ObjCResilientClassStub => self.print_outlined(n, "ObjC resilient class stub for ", depth),
-            FullObjCResilientClassStub => self.print_outlined(n, "full ObjC resilient class stub for ", depth),
+            ObjCMetadataUpdateFunction => {
+                self.print_outlined(n, "ObjC metadata update function for ", depth)
+            }
+            ObjCResilientClassStub => {
+                self.print_outlined(n, "ObjC resilient class stub for ", depth)
+            }
+            FullObjCResilientClassStub => {
+                self.print_outlined(n, "full ObjC resilient class stub for ", depth)
+            }
             OutlinedBridgedMethod => {
                 self.s("outlined bridged method (");
                 let t = self.text(n);
@@ -994,15 +1123,31 @@ impl<'a> Printer<'a> {
             OutlinedConsume => self.print_outlined(n, "outlined consume of ", depth),
             OutlinedRetain => self.print_outlined(n, "outlined retain of ", depth),
             OutlinedRelease => self.print_outlined(n, "outlined release of ", depth),
-            OutlinedInitializeWithTake => self.print_outlined(n, "outlined init with take of ", depth),
-            OutlinedInitializeWithCopy => self.print_outlined(n, "outlined init with copy of ", depth),
-            OutlinedAssignWithTake => self.print_outlined(n, "outlined assign with take of ", depth),
-            OutlinedAssignWithCopy => self.print_outlined(n, "outlined assign with copy of ", depth),
+            OutlinedInitializeWithTake => {
+                self.print_outlined(n, "outlined init with take of ", depth)
+            }
+            OutlinedInitializeWithCopy => {
+                self.print_outlined(n, "outlined init with copy of ", depth)
+            }
+            OutlinedAssignWithTake => {
+                self.print_outlined(n, "outlined assign with take of ", depth)
+            }
+            OutlinedAssignWithCopy => {
+                self.print_outlined(n, "outlined assign with copy of ", depth)
+            }
             OutlinedDestroy => self.print_outlined(n, "outlined destroy of ", depth),
-            OutlinedInitializeWithTakeNoValueWitness => self.print_outlined(n, "outlined init with take of ", depth),
-            OutlinedInitializeWithCopyNoValueWitness => self.print_outlined(n, "outlined init with copy of ", depth),
-            OutlinedAssignWithTakeNoValueWitness => self.print_outlined(n, "outlined assign with take of ", depth),
-            OutlinedAssignWithCopyNoValueWitness => self.print_outlined(n, "outlined assign with copy of ", depth),
+            OutlinedInitializeWithTakeNoValueWitness => {
+                self.print_outlined(n, "outlined init with take of ", depth)
+            }
+            OutlinedInitializeWithCopyNoValueWitness => {
+                self.print_outlined(n, "outlined init with copy of ", depth)
+            }
+            OutlinedAssignWithTakeNoValueWitness => {
+                self.print_outlined(n, "outlined assign with take of ", depth)
+            }
+            OutlinedAssignWithCopyNoValueWitness => {
+                self.print_outlined(n, "outlined assign with copy of ", depth)
+            }
             OutlinedDestroyNoValueWitness => self.print_outlined(n, "outlined destroy of ", depth),
             OutlinedEnumGetTag => self.print_outlined(n, "outlined enum get tag of ", depth),
             OutlinedEnumTagStore => {
@@ -1024,7 +1169,11 @@ impl<'a> Printer<'a> {
                 self.s(" of ");
             }
             Directness => {
-                self.s(if self.a.index(n) == 0 { "direct " } else { "indirect " });
+                self.s(if self.a.index(n) == 0 {
+                    "direct "
+                } else {
+                    "indirect "
+                });
             }
             AnonymousContext => {
                 if self.o.qualify && self.o.extension_contexts {
@@ -1058,8 +1207,21 @@ impl<'a> Printer<'a> {
                     }
                 }
             }
-            Variable => return self.print_entity(n, as_prefix, TypePr::Colon, true, "", -1, "", depth),
-            Function => return self.print_entity(n, as_prefix, TypePr::FunctionStyle, true, "", -1, "", depth),
+            Variable => {
+                return self.print_entity(n, as_prefix, TypePr::Colon, true, "", -1, "", depth)
+            }
+            Function => {
+                return self.print_entity(
+                    n,
+                    as_prefix,
+                    TypePr::FunctionStyle,
+                    true,
+                    "",
+                    -1,
+                    "",
+                    depth,
+                )
+            }
             BoundGenericFunction => {
                 let f = self.ch(n, 0)?;
                 let ctx = self.ch(f, 0)?;
@@ -1093,12 +1255,37 @@ impl<'a> Printer<'a> {
                     }
                 }
             }
-            Subscript => return self.print_entity(n, as_prefix, TypePr::FunctionStyle, false, "", -1, "subscript", depth),
-            GenericTypeParamDecl => return self.print_entity(n, as_prefix, TypePr::No, true, "", -1, "", depth),
+            Subscript => {
+                return self.print_entity(
+                    n,
+                    as_prefix,
+                    TypePr::FunctionStyle,
+                    false,
+                    "",
+                    -1,
+                    "subscript",
+                    depth,
+                )
+            }
+            GenericTypeParamDecl => {
+                return self.print_entity(n, as_prefix, TypePr::No, true, "", -1, "", depth)
+            }
             ExplicitClosure | ImplicitClosure => {
-                let idx = self.a.child(n, 1).map(|c| self.a.index(c) as i64 + 1).unwrap_or(0);
-                let tp = if self.o.function_argument_types { TypePr::FunctionStyle } else { TypePr::No };
-                let name = if k == ExplicitClosure { "closure #" } else { "implicit closure #" };
+                let idx = self
+                    .a
+                    .child(n, 1)
+                    .map(|c| self.a.index(c) as i64 + 1)
+                    .unwrap_or(0);
+                let tp = if self.o.function_argument_types {
+                    TypePr::FunctionStyle
+                } else {
+                    TypePr::No
+                };
+                let name = if k == ExplicitClosure {
+                    "closure #"
+                } else {
+                    "implicit closure #"
+                };
                 return self.print_entity(n, as_prefix, tp, false, name, idx, "", depth);
             }
             Global => {
@@ -1114,16 +1301,58 @@ impl<'a> Printer<'a> {
                     self.print_quoted(t);
                 }
             }
-            Initializer => return self.print_entity(n, as_prefix, TypePr::No, false, "variable initialization expression", -1, "", depth),
+            Initializer => {
+                return self.print_entity(
+                    n,
+                    as_prefix,
+                    TypePr::No,
+                    false,
+                    "variable initialization expression",
+                    -1,
+                    "",
+                    depth,
+                )
+            }
             PropertyWrapperBackingInitializer => {
-                return self.print_entity(n, as_prefix, TypePr::No, false, "property wrapper backing initializer", -1, "", depth)
+                return self.print_entity(
+                    n,
+                    as_prefix,
+                    TypePr::No,
+                    false,
+                    "property wrapper backing initializer",
+                    -1,
+                    "",
+                    depth,
+                )
             }
             PropertyWrapperInitFromProjectedValue => {
-                return self.print_entity(n, as_prefix, TypePr::No, false, "property wrapper init from projected value", -1, "", depth)
+                return self.print_entity(
+                    n,
+                    as_prefix,
+                    TypePr::No,
+                    false,
+                    "property wrapper init from projected value",
+                    -1,
+                    "",
+                    depth,
+                )
             }
             DefaultArgumentInitializer => {
-                let idx = self.a.child(n, 1).map(|c| self.a.index(c) as i64).unwrap_or(0);
-                return self.print_entity(n, as_prefix, TypePr::No, false, "default argument ", idx, "", depth);
+                let idx = self
+                    .a
+                    .child(n, 1)
+                    .map(|c| self.a.index(c) as i64)
+                    .unwrap_or(0);
+                return self.print_entity(
+                    n,
+                    as_prefix,
+                    TypePr::No,
+                    false,
+                    "default argument ",
+                    idx,
+                    "",
+                    depth,
+                );
             }
             DeclContext | Type => self.pc(n, 0, depth),
             TypeMangling => {
@@ -1183,13 +1412,22 @@ impl<'a> Printer<'a> {
             }
             Index | Number | SpecializationPassID => self.num(self.a.index(n)),
             UnknownIndex => self.s("unknown index"),
-            NoEscapeFunctionType | AutoClosureType | EscapingAutoClosureType | ThinFunctionType | FunctionType
-            | UncurriedFunctionType | CFunctionPointer | ObjCBlock | EscapingObjCBlock => self.print_function_type(None, n, depth),
+            NoEscapeFunctionType
+            | AutoClosureType
+            | EscapingAutoClosureType
+            | ThinFunctionType
+            | FunctionType
+            | UncurriedFunctionType
+            | CFunctionPointer
+            | ObjCBlock
+            | EscapingObjCBlock => self.print_function_type(None, n, depth),
             ClangType => {
                 let t = self.text(n);
                 self.s(t);
             }
-            ArgumentTuple => self.print_function_parameters(None, n, self.o.function_argument_types, depth),
+            ArgumentTuple => {
+                self.print_function_parameters(None, n, self.o.function_argument_types, depth)
+            }
             Tuple => {
                 self.s("(");
                 self.children(n, ", ", depth);
@@ -1236,15 +1474,30 @@ impl<'a> Printer<'a> {
             DirectMethodReferenceAttribute => self.s("super "),
             DynamicAttribute => self.s("dynamic "),
             VTableAttribute => self.s("override "),
-            FunctionSignatureSpecialization => self.print_spec_prefix(n, "function signature specialization", "", depth),
-            GenericPartialSpecialization => self.print_spec_prefix(n, "generic partial specialization", "Signature = ", depth),
-            GenericPartialSpecializationNotReAbstracted => {
-                self.print_spec_prefix(n, "generic not-reabstracted partial specialization", "Signature = ", depth)
+            FunctionSignatureSpecialization => {
+                self.print_spec_prefix(n, "function signature specialization", "", depth)
             }
-            GenericSpecialization | GenericSpecializationInResilienceDomain => self.print_spec_prefix(n, "generic specialization", "", depth),
-            GenericSpecializationPrespecialized => self.print_spec_prefix(n, "generic pre-specialization", "", depth),
-            GenericSpecializationNotReAbstracted => self.print_spec_prefix(n, "generic not re-abstracted specialization", "", depth),
-            InlinedGenericFunction => self.print_spec_prefix(n, "inlined generic function", "", depth),
+            GenericPartialSpecialization => {
+                self.print_spec_prefix(n, "generic partial specialization", "Signature = ", depth)
+            }
+            GenericPartialSpecializationNotReAbstracted => self.print_spec_prefix(
+                n,
+                "generic not-reabstracted partial specialization",
+                "Signature = ",
+                depth,
+            ),
+            GenericSpecialization | GenericSpecializationInResilienceDomain => {
+                self.print_spec_prefix(n, "generic specialization", "", depth)
+            }
+            GenericSpecializationPrespecialized => {
+                self.print_spec_prefix(n, "generic pre-specialization", "", depth)
+            }
+            GenericSpecializationNotReAbstracted => {
+                self.print_spec_prefix(n, "generic not re-abstracted specialization", "", depth)
+            }
+            InlinedGenericFunction => {
+                self.print_spec_prefix(n, "inlined generic function", "", depth)
+            }
             IsSerialized => self.s("serialized"),
             GenericSpecializationParam => {
                 self.pc(n, 0, depth);
@@ -1296,22 +1549,36 @@ impl<'a> Printer<'a> {
                 self.s(" and conformance ");
                 self.pc(n, 1, depth);
             }
-            ProtocolSelfConformanceWitnessTable => self.print_outlined(n, "protocol self-conformance witness table for ", depth),
-            ProtocolWitnessTableAccessor => self.print_outlined(n, "protocol witness table accessor for ", depth),
-            ProtocolWitnessTable => self.print_outlined(n, "protocol witness table for ", depth),
-            ProtocolWitnessTablePattern => self.print_outlined(n, "protocol witness table pattern for ", depth),
-            GenericProtocolWitnessTable => self.print_outlined(n, "generic protocol witness table for ", depth),
-            GenericProtocolWitnessTableInstantiationFunction => {
-                self.print_outlined(n, "instantiation function for generic protocol witness table for ", depth)
+            ProtocolSelfConformanceWitnessTable => {
+                self.print_outlined(n, "protocol self-conformance witness table for ", depth)
             }
-            ResilientProtocolWitnessTable => self.print_outlined(n, "resilient protocol witness table for ", depth),
+            ProtocolWitnessTableAccessor => {
+                self.print_outlined(n, "protocol witness table accessor for ", depth)
+            }
+            ProtocolWitnessTable => self.print_outlined(n, "protocol witness table for ", depth),
+            ProtocolWitnessTablePattern => {
+                self.print_outlined(n, "protocol witness table pattern for ", depth)
+            }
+            GenericProtocolWitnessTable => {
+                self.print_outlined(n, "generic protocol witness table for ", depth)
+            }
+            GenericProtocolWitnessTableInstantiationFunction => self.print_outlined(
+                n,
+                "instantiation function for generic protocol witness table for ",
+                depth,
+            ),
+            ResilientProtocolWitnessTable => {
+                self.print_outlined(n, "resilient protocol witness table for ", depth)
+            }
             VTableThunk => {
                 self.s("vtable thunk for ");
                 self.pc(n, 1, depth);
                 self.s(" dispatching to ");
                 self.pc(n, 0, depth);
             }
-            ProtocolSelfConformanceWitness => self.print_outlined(n, "protocol self-conformance witness for ", depth),
+            ProtocolSelfConformanceWitness => {
+                self.print_outlined(n, "protocol self-conformance witness for ", depth)
+            }
             ProtocolWitness => {
                 self.s("protocol witness for ");
                 self.pc(n, 1, depth);
@@ -1332,7 +1599,11 @@ impl<'a> Printer<'a> {
                 }
             }
             KeyPathGetterThunkHelper | KeyPathSetterThunkHelper => {
-                self.s(if k == KeyPathGetterThunkHelper { "key path getter for " } else { "key path setter for " });
+                self.s(if k == KeyPathGetterThunkHelper {
+                    "key path getter for "
+                } else {
+                    "key path setter for "
+                });
                 self.pc(n, 0, depth);
                 self.s(" : ");
                 for i in 1..self.nch(n) {
@@ -1345,7 +1616,11 @@ impl<'a> Printer<'a> {
             }
             KeyPathEqualsThunkHelper | KeyPathHashThunkHelper => {
                 self.s("key path index ");
-                self.s(if k == KeyPathEqualsThunkHelper { "equality" } else { "hash" });
+                self.s(if k == KeyPathEqualsThunkHelper {
+                    "equality"
+                } else {
+                    "hash"
+                });
                 self.s(" operator for ");
                 let ch: &'a [NodeId] = self.a.children(n);
                 let mut last = ch.len();
@@ -1366,7 +1641,12 @@ impl<'a> Printer<'a> {
                     self.p(c, depth);
                 }
                 self.s(")");
-                if last + 1 <= ch.len() && ch.last().map(|&l| self.k(l) == IsSerialized).unwrap_or(false) {
+                if last < ch.len()
+                    && ch
+                        .last()
+                        .map(|&l| self.k(l) == IsSerialized)
+                        .unwrap_or(false)
+                {
                     self.s(", serialized");
                 }
             }
@@ -1623,25 +1903,53 @@ impl<'a> Printer<'a> {
                     });
                 }
             }
-            GenericTypeMetadataPattern => self.print_outlined(n, "generic type metadata pattern for ", depth),
+            GenericTypeMetadataPattern => {
+                self.print_outlined(n, "generic type metadata pattern for ", depth)
+            }
             Metaclass => self.print_outlined(n, "metaclass for ", depth),
-            ProtocolSelfConformanceDescriptor => self.print_outlined(n, "protocol self-conformance descriptor for ", depth),
-            ProtocolConformanceDescriptor => self.print_outlined(n, "protocol conformance descriptor for ", depth),
-            ProtocolConformanceDescriptorRecord => self.print_outlined(n, "protocol conformance descriptor runtime record for ", depth),
+            ProtocolSelfConformanceDescriptor => {
+                self.print_outlined(n, "protocol self-conformance descriptor for ", depth)
+            }
+            ProtocolConformanceDescriptor => {
+                self.print_outlined(n, "protocol conformance descriptor for ", depth)
+            }
+            ProtocolConformanceDescriptorRecord => self.print_outlined(
+                n,
+                "protocol conformance descriptor runtime record for ",
+                depth,
+            ),
             ProtocolDescriptor => self.print_outlined(n, "protocol descriptor for ", depth),
-            ProtocolDescriptorRecord => self.print_outlined(n, "protocol descriptor runtime record for ", depth),
-            ProtocolRequirementsBaseDescriptor => self.print_outlined(n, "protocol requirements base descriptor for ", depth),
+            ProtocolDescriptorRecord => {
+                self.print_outlined(n, "protocol descriptor runtime record for ", depth)
+            }
+            ProtocolRequirementsBaseDescriptor => {
+                self.print_outlined(n, "protocol requirements base descriptor for ", depth)
+            }
             FullTypeMetadata => self.print_outlined(n, "full type metadata for ", depth),
             TypeMetadata => self.print_outlined(n, "type metadata for ", depth),
-            TypeMetadataAccessFunction => self.print_outlined(n, "type metadata accessor for ", depth),
-            TypeMetadataInstantiationCache => self.print_outlined(n, "type metadata instantiation cache for ", depth),
-            TypeMetadataInstantiationFunction => self.print_outlined(n, "type metadata instantiation function for ", depth),
-            TypeMetadataSingletonInitializationCache => {
-                self.print_outlined(n, "type metadata singleton initialization cache for ", depth)
+            TypeMetadataAccessFunction => {
+                self.print_outlined(n, "type metadata accessor for ", depth)
             }
-            TypeMetadataCompletionFunction => self.print_outlined(n, "type metadata completion function for ", depth),
-            TypeMetadataDemanglingCache => self.print_outlined(n, "demangling cache variable for type metadata for ", depth),
-            TypeMetadataLazyCache => self.print_outlined(n, "lazy cache variable for type metadata for ", depth),
+            TypeMetadataInstantiationCache => {
+                self.print_outlined(n, "type metadata instantiation cache for ", depth)
+            }
+            TypeMetadataInstantiationFunction => {
+                self.print_outlined(n, "type metadata instantiation function for ", depth)
+            }
+            TypeMetadataSingletonInitializationCache => self.print_outlined(
+                n,
+                "type metadata singleton initialization cache for ",
+                depth,
+            ),
+            TypeMetadataCompletionFunction => {
+                self.print_outlined(n, "type metadata completion function for ", depth)
+            }
+            TypeMetadataDemanglingCache => {
+                self.print_outlined(n, "demangling cache variable for type metadata for ", depth)
+            }
+            TypeMetadataLazyCache => {
+                self.print_outlined(n, "lazy cache variable for type metadata for ", depth)
+            }
             AssociatedConformanceDescriptor | DefaultAssociatedConformanceAccessor => {
                 self.s(if k == AssociatedConformanceDescriptor {
                     "associated conformance descriptor for "
@@ -1654,7 +1962,9 @@ impl<'a> Printer<'a> {
                 self.s(": ");
                 self.pc(n, 2, depth);
             }
-            AssociatedTypeDescriptor => self.print_outlined(n, "associated type descriptor for ", depth),
+            AssociatedTypeDescriptor => {
+                self.print_outlined(n, "associated type descriptor for ", depth)
+            }
             AssociatedTypeMetadataAccessor => {
                 self.s("associated type metadata accessor for ");
                 self.pc(n, 1, depth);
@@ -1667,7 +1977,9 @@ impl<'a> Printer<'a> {
                 self.s(": ");
                 self.pc(n, 1, depth);
             }
-            DefaultAssociatedTypeMetadataAccessor => self.print_outlined(n, "default associated type metadata accessor for ", depth),
+            DefaultAssociatedTypeMetadataAccessor => {
+                self.print_outlined(n, "default associated type metadata accessor for ", depth)
+            }
             AssociatedTypeWitnessTableAccessor => {
                 self.s("associated type witness table accessor for ");
                 self.pc(n, 1, depth);
@@ -1682,22 +1994,42 @@ impl<'a> Printer<'a> {
                 self.s(" in ");
                 self.pc(n, 0, depth);
             }
-            ClassMetadataBaseOffset => self.print_outlined(n, "class metadata base offset for ", depth),
+            ClassMetadataBaseOffset => {
+                self.print_outlined(n, "class metadata base offset for ", depth)
+            }
             PropertyDescriptor => self.print_outlined(n, "property descriptor for ", depth),
             NominalTypeDescriptor => self.print_outlined(n, "nominal type descriptor for ", depth),
-            NominalTypeDescriptorRecord => self.print_outlined(n, "nominal type descriptor runtime record for ", depth),
+            NominalTypeDescriptorRecord => {
+                self.print_outlined(n, "nominal type descriptor runtime record for ", depth)
+            }
             OpaqueTypeDescriptor => self.print_outlined(n, "opaque type descriptor for ", depth),
-            OpaqueTypeDescriptorRecord => self.print_outlined(n, "opaque type descriptor runtime record for ", depth),
-            OpaqueTypeDescriptorAccessor => self.print_outlined(n, "opaque type descriptor accessor for ", depth),
-            OpaqueTypeDescriptorAccessorImpl => self.print_outlined(n, "opaque type descriptor accessor impl for ", depth),
-            OpaqueTypeDescriptorAccessorKey => self.print_outlined(n, "opaque type descriptor accessor key for ", depth),
-            OpaqueTypeDescriptorAccessorVar => self.print_outlined(n, "opaque type descriptor accessor var for ", depth),
-            CoroutineContinuationPrototype => self.print_outlined(n, "coroutine continuation prototype for ", depth),
+            OpaqueTypeDescriptorRecord => {
+                self.print_outlined(n, "opaque type descriptor runtime record for ", depth)
+            }
+            OpaqueTypeDescriptorAccessor => {
+                self.print_outlined(n, "opaque type descriptor accessor for ", depth)
+            }
+            OpaqueTypeDescriptorAccessorImpl => {
+                self.print_outlined(n, "opaque type descriptor accessor impl for ", depth)
+            }
+            OpaqueTypeDescriptorAccessorKey => {
+                self.print_outlined(n, "opaque type descriptor accessor key for ", depth)
+            }
+            OpaqueTypeDescriptorAccessorVar => {
+                self.print_outlined(n, "opaque type descriptor accessor var for ", depth)
+            }
+            CoroutineContinuationPrototype => {
+                self.print_outlined(n, "coroutine continuation prototype for ", depth)
+            }
             ValueWitness => {
                 let i = self.a.index(n) as usize;
                 let name = VALUE_WITNESSES.get(i).map(|v| v.1).unwrap_or("");
                 self.s(name);
-                self.s(if self.o.short_value_witness { " for " } else { " value witness for " });
+                self.s(if self.o.short_value_witness {
+                    " for "
+                } else {
+                    " value witness for "
+                });
                 self.pc(n, 0, depth);
             }
             ValueWitnessTable => self.print_outlined(n, "value witness table for ", depth),
@@ -1707,9 +2039,11 @@ impl<'a> Printer<'a> {
                 self.s(" as ");
                 self.pc(n, 0, depth);
             }
-            BoundGenericClass | BoundGenericStructure | BoundGenericEnum | BoundGenericOtherNominalType | BoundGenericTypeAlias => {
-                self.print_bound_generic(n, depth)
-            }
+            BoundGenericClass
+            | BoundGenericStructure
+            | BoundGenericEnum
+            | BoundGenericOtherNominalType
+            | BoundGenericTypeAlias => self.print_bound_generic(n, depth),
             DynamicSelf => self.s("Self"),
             SILBoxType => self.print_outlined(n, "@box ", depth),
             Metatype => {
@@ -1729,7 +2063,13 @@ impl<'a> Printer<'a> {
                 if parens {
                     self.s(")");
                 }
-                let ex = matches!(self.k(inner), ExistentialMetatype | ProtocolList | ProtocolListWithClass | ProtocolListWithAnyObject);
+                let ex = matches!(
+                    self.k(inner),
+                    ExistentialMetatype
+                        | ProtocolList
+                        | ProtocolListWithClass
+                        | ProtocolListWithAnyObject
+                );
                 self.s(if ex { ".Protocol" } else { ".Type" });
             }
             ExistentialMetatype => {
@@ -1743,8 +2083,12 @@ impl<'a> Printer<'a> {
                 self.s(".Type");
             }
             ImplParameterIsolated | ImplParameterImplicitLeading => {}
-            MetatypeRepresentation | ImplConvention | ImplFunctionAttribute | ImplFunctionConventionName
-            | ImplParameterResultDifferentiability | ImplParameterSending => {
+            MetatypeRepresentation
+            | ImplConvention
+            | ImplFunctionAttribute
+            | ImplFunctionConventionName
+            | ImplParameterResultDifferentiability
+            | ImplParameterSending => {
                 let t = self.text(n);
                 self.s(t);
             }
@@ -1797,16 +2141,30 @@ impl<'a> Printer<'a> {
             ConstrainedExistentialSelf => self.s("Self"),
             AssociatedType => {}
             OwningAddressor => return self.storage_child(n, as_prefix, "owningAddressor", depth),
-            OwningMutableAddressor => return self.storage_child(n, as_prefix, "owningMutableAddressor", depth),
-            NativeOwningAddressor => return self.storage_child(n, as_prefix, "nativeOwningAddressor", depth),
-            NativeOwningMutableAddressor => return self.storage_child(n, as_prefix, "nativeOwningMutableAddressor", depth),
-            NativePinningAddressor => return self.storage_child(n, as_prefix, "nativePinningAddressor", depth),
-            NativePinningMutableAddressor => return self.storage_child(n, as_prefix, "nativePinningMutableAddressor", depth),
+            OwningMutableAddressor => {
+                return self.storage_child(n, as_prefix, "owningMutableAddressor", depth)
+            }
+            NativeOwningAddressor => {
+                return self.storage_child(n, as_prefix, "nativeOwningAddressor", depth)
+            }
+            NativeOwningMutableAddressor => {
+                return self.storage_child(n, as_prefix, "nativeOwningMutableAddressor", depth)
+            }
+            NativePinningAddressor => {
+                return self.storage_child(n, as_prefix, "nativePinningAddressor", depth)
+            }
+            NativePinningMutableAddressor => {
+                return self.storage_child(n, as_prefix, "nativePinningMutableAddressor", depth)
+            }
             UnsafeAddressor => return self.storage_child(n, as_prefix, "unsafeAddressor", depth),
-            UnsafeMutableAddressor => return self.storage_child(n, as_prefix, "unsafeMutableAddressor", depth),
+            UnsafeMutableAddressor => {
+                return self.storage_child(n, as_prefix, "unsafeMutableAddressor", depth)
+            }
             GlobalGetter | Getter => return self.storage_child(n, as_prefix, "getter", depth),
             Setter => return self.storage_child(n, as_prefix, "setter", depth),
-            MaterializeForSet => return self.storage_child(n, as_prefix, "materializeForSet", depth),
+            MaterializeForSet => {
+                return self.storage_child(n, as_prefix, "materializeForSet", depth)
+            }
             WillSet => return self.storage_child(n, as_prefix, "willset", depth),
             DidSet => return self.storage_child(n, as_prefix, "didset", depth),
             ReadAccessor => return self.storage_child(n, as_prefix, "read", depth),
@@ -1815,17 +2173,49 @@ impl<'a> Printer<'a> {
             Modify2Accessor => return self.storage_child(n, as_prefix, "modify2", depth),
             InitAccessor => return self.storage_child(n, as_prefix, "init", depth),
             Allocator => {
-                let is_class = self.a.child(n, 0).map(|c| self.k(c) == Class).unwrap_or(false);
-                let name = if is_class { "__allocating_init" } else { "init" };
-                return self.print_entity(n, as_prefix, TypePr::FunctionStyle, false, name, -1, "", depth);
+                let is_class = self
+                    .a
+                    .child(n, 0)
+                    .map(|c| self.k(c) == Class)
+                    .unwrap_or(false);
+                let name = if is_class {
+                    "__allocating_init"
+                } else {
+                    "init"
+                };
+                return self.print_entity(
+                    n,
+                    as_prefix,
+                    TypePr::FunctionStyle,
+                    false,
+                    name,
+                    -1,
+                    "",
+                    depth,
+                );
             }
             Constructor => {
                 let has_name = self.nch(n) > 2;
-                return self.print_entity(n, as_prefix, TypePr::FunctionStyle, has_name, "init", -1, "", depth);
+                return self.print_entity(
+                    n,
+                    as_prefix,
+                    TypePr::FunctionStyle,
+                    has_name,
+                    "init",
+                    -1,
+                    "",
+                    depth,
+                );
             }
-            Destructor => return self.print_entity(n, as_prefix, TypePr::No, false, "deinit", -1, "", depth),
+            Destructor => {
+                return self.print_entity(n, as_prefix, TypePr::No, false, "deinit", -1, "", depth)
+            }
             Deallocator | IsolatedDeallocator => {
-                let is_class = self.a.child(n, 0).map(|c| self.k(c) == Class).unwrap_or(false);
+                let is_class = self
+                    .a
+                    .child(n, 0)
+                    .map(|c| self.k(c) == Class)
+                    .unwrap_or(false);
                 let name = match (k, is_class) {
                     (IsolatedDeallocator, true) => "__isolated_deallocating_deinit",
                     (_, true) => "__deallocating_deinit",
@@ -1833,8 +2223,30 @@ impl<'a> Printer<'a> {
                 };
                 return self.print_entity(n, as_prefix, TypePr::No, false, name, -1, "", depth);
             }
-            IVarInitializer => return self.print_entity(n, as_prefix, TypePr::No, false, "__ivar_initializer", -1, "", depth),
-            IVarDestroyer => return self.print_entity(n, as_prefix, TypePr::No, false, "__ivar_destroyer", -1, "", depth),
+            IVarInitializer => {
+                return self.print_entity(
+                    n,
+                    as_prefix,
+                    TypePr::No,
+                    false,
+                    "__ivar_initializer",
+                    -1,
+                    "",
+                    depth,
+                )
+            }
+            IVarDestroyer => {
+                return self.print_entity(
+                    n,
+                    as_prefix,
+                    TypePr::No,
+                    false,
+                    "__ivar_destroyer",
+                    -1,
+                    "",
+                    depth,
+                )
+            }
             ProtocolConformance => {
                 let c0 = self.ch(n, 0)?;
                 let c1 = self.ch(n, 1)?;
@@ -1897,7 +2309,10 @@ impl<'a> Printer<'a> {
                 let ch: &'a [NodeId] = self.a.children(n);
                 let mut first = true;
                 for &c in ch {
-                    if matches!(self.k(c), ImplParameterIsolated | ImplParameterImplicitLeading) {
+                    if matches!(
+                        self.k(c),
+                        ImplParameterIsolated | ImplParameterImplicitLeading
+                    ) {
                         continue;
                     }
                     if !first {
@@ -1911,7 +2326,9 @@ impl<'a> Printer<'a> {
             ImplFunctionType => self.print_impl_function_type(n, depth),
             ImplPatternSubstitutions | ImplInvocationSubstitutions => {}
             ErrorType => self.s("<ERROR TYPE>"),
-            DependentPseudogenericSignature | DependentGenericSignature => self.print_generic_signature(n, depth),
+            DependentPseudogenericSignature | DependentGenericSignature => {
+                self.print_generic_signature(n, depth)
+            }
             DependentGenericParamCount => {
                 self.invalid = true;
             }
@@ -2000,10 +2417,18 @@ impl<'a> Printer<'a> {
                 }
                 self.pc(n, 0, depth);
             }
-            ReflectionMetadataBuiltinDescriptor => self.print_outlined(n, "reflection metadata builtin descriptor ", depth),
-            ReflectionMetadataFieldDescriptor => self.print_outlined(n, "reflection metadata field descriptor ", depth),
-            ReflectionMetadataAssocTypeDescriptor => self.print_outlined(n, "reflection metadata associated type descriptor ", depth),
-            ReflectionMetadataSuperclassDescriptor => self.print_outlined(n, "reflection metadata superclass descriptor ", depth),
+            ReflectionMetadataBuiltinDescriptor => {
+                self.print_outlined(n, "reflection metadata builtin descriptor ", depth)
+            }
+            ReflectionMetadataFieldDescriptor => {
+                self.print_outlined(n, "reflection metadata field descriptor ", depth)
+            }
+            ReflectionMetadataAssocTypeDescriptor => {
+                self.print_outlined(n, "reflection metadata associated type descriptor ", depth)
+            }
+            ReflectionMetadataSuperclassDescriptor => {
+                self.print_outlined(n, "reflection metadata superclass descriptor ", depth)
+            }
             ConcurrentFunctionType => self.s("@Sendable "),
             DifferentiableFunctionType => {}
             GlobalActorFunctionType => {
@@ -2054,7 +2479,11 @@ impl<'a> Printer<'a> {
                 self.s(" }");
             }
             SILBoxImmutableField | SILBoxMutableField => {
-                self.s(if k == SILBoxImmutableField { "let " } else { "var " });
+                self.s(if k == SILBoxImmutableField {
+                    "let "
+                } else {
+                    "var "
+                });
                 self.pc(n, 0, depth);
             }
             AssocTypePath => self.children(n, ".", depth),
@@ -2199,7 +2628,11 @@ impl<'a> Printer<'a> {
                 self.s("}");
             }
             SILPackDirect | SILPackIndirect => {
-                self.s(if k == SILPackDirect { "@direct Pack{" } else { "@indirect Pack{" });
+                self.s(if k == SILPackDirect {
+                    "@direct Pack{"
+                } else {
+                    "@indirect Pack{"
+                });
                 self.children(n, ", ", depth);
                 self.s("}");
             }
@@ -2244,32 +2677,75 @@ impl<'a> Printer<'a> {
                     _ => self.s(" <invalid error flag>"),
                 }
             }
-            CanonicalSpecializedGenericMetaclass => self.print_outlined(n, "specialized generic metaclass for ", depth),
-            CanonicalSpecializedGenericTypeMetadataAccessFunction => {
-                self.print_outlined(n, "canonical specialized generic type metadata accessor for ", depth)
+            CanonicalSpecializedGenericMetaclass => {
+                self.print_outlined(n, "specialized generic metaclass for ", depth)
             }
-            NoncanonicalSpecializedGenericTypeMetadata => self.print_outlined(n, "noncanonical specialized generic type metadata for ", depth),
-            NoncanonicalSpecializedGenericTypeMetadataCache => {
-                self.print_outlined(n, "cache variable for noncanonical specialized generic type metadata for ", depth)
+            CanonicalSpecializedGenericTypeMetadataAccessFunction => self.print_outlined(
+                n,
+                "canonical specialized generic type metadata accessor for ",
+                depth,
+            ),
+            NoncanonicalSpecializedGenericTypeMetadata => self.print_outlined(
+                n,
+                "noncanonical specialized generic type metadata for ",
+                depth,
+            ),
+            NoncanonicalSpecializedGenericTypeMetadataCache => self.print_outlined(
+                n,
+                "cache variable for noncanonical specialized generic type metadata for ",
+                depth,
+            ),
+            CanonicalPrespecializedGenericTypeCachingOnceToken => self.print_outlined(
+                n,
+                "flag for loading of canonical specialized generic type metadata for ",
+                depth,
+            ),
+            MetadataInstantiationCache => {
+                self.print_outlined(n, "metadata instantiation cache for ", depth)
             }
-            CanonicalPrespecializedGenericTypeCachingOnceToken => {
-                self.print_outlined(n, "flag for loading of canonical specialized generic type metadata for ", depth)
-            }
-            MetadataInstantiationCache => self.print_outlined(n, "metadata instantiation cache for ", depth),
             MacroExpansion => {
-                return self.print_entity(n, as_prefix, TypePr::FunctionStyle, true, "", -1, "", depth);
+                return self.print_entity(
+                    n,
+                    as_prefix,
+                    TypePr::FunctionStyle,
+                    true,
+                    "",
+                    -1,
+                    "",
+                    depth,
+                );
             }
             FreestandingMacroExpansion => {
-                let idx = self.a.child(n, 2).map(|c| self.a.index(c) as i64 + 1).unwrap_or(0);
-                return self.print_macro(n, as_prefix, "freestanding macro expansion #", idx, 1, depth);
+                let idx = self
+                    .a
+                    .child(n, 2)
+                    .map(|c| self.a.index(c) as i64 + 1)
+                    .unwrap_or(0);
+                return self.print_macro(
+                    n,
+                    as_prefix,
+                    "freestanding macro expansion #",
+                    idx,
+                    1,
+                    depth,
+                );
             }
             MacroExpansionUniqueName => {
-                let idx = self.a.child(n, 2).map(|c| self.a.index(c) as i64 + 1).unwrap_or(0);
+                let idx = self
+                    .a
+                    .child(n, 2)
+                    .map(|c| self.a.index(c) as i64 + 1)
+                    .unwrap_or(0);
                 return self.print_macro(n, as_prefix, "unique name #", idx, 1, depth);
             }
-            AccessorAttachedMacroExpansion | MemberAttributeAttachedMacroExpansion | MemberAttachedMacroExpansion
-            | PeerAttachedMacroExpansion | ConformanceAttachedMacroExpansion | ExtensionAttachedMacroExpansion
-            | BodyAttachedMacroExpansion | PreambleAttachedMacroExpansion => {
+            AccessorAttachedMacroExpansion
+            | MemberAttributeAttachedMacroExpansion
+            | MemberAttachedMacroExpansion
+            | PeerAttachedMacroExpansion
+            | ConformanceAttachedMacroExpansion
+            | ExtensionAttachedMacroExpansion
+            | BodyAttachedMacroExpansion
+            | PreambleAttachedMacroExpansion => {
                 let what = match k {
                     AccessorAttachedMacroExpansion => "accessor",
                     MemberAttributeAttachedMacroExpansion => "member attribute",
@@ -2281,7 +2757,11 @@ impl<'a> Printer<'a> {
                     _ => "preamble",
                 };
                 let macro_name = self.ch(n, 2)?;
-                let idx = self.a.child(n, 3).map(|c| self.a.index(c) as i64 + 1).unwrap_or(0);
+                let idx = self
+                    .a
+                    .child(n, 3)
+                    .map(|c| self.a.index(c) as i64 + 1)
+                    .unwrap_or(0);
                 let mname = self.text(macro_name);
                 let extra = format!("{what} macro @{mname} expansion #");
                 let r = self.print_entity(n, as_prefix, TypePr::No, true, &extra, idx, "", depth);
@@ -2325,7 +2805,15 @@ impl<'a> Printer<'a> {
         }
     }
 
-    fn print_macro(&mut self, n: NodeId, as_prefix: bool, extra: &str, idx: i64, name_child: usize, depth: u32) -> R {
+    fn print_macro(
+        &mut self,
+        n: NodeId,
+        as_prefix: bool,
+        extra: &str,
+        idx: i64,
+        name_child: usize,
+        depth: u32,
+    ) -> R {
         // `<extra><idx> of <macro name> in <context>`
         if as_prefix {
             return Some(n);
@@ -2436,7 +2924,10 @@ impl<'a> Printer<'a> {
     /// Identifiers that are not valid Swift identifiers print in backquotes.
     fn print_identifier(&mut self, t: &str) {
         let needs_quotes = !t.is_empty()
-            && (t.as_bytes()[0].is_ascii_digit() || t.bytes().any(|b| b.is_ascii() && !(b.is_ascii_alphanumeric() || b == b'_' || b == b'$')));
+            && (t.as_bytes()[0].is_ascii_digit()
+                || t.bytes().any(|b| {
+                    b.is_ascii() && !(b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
+                }));
         if needs_quotes && !t.starts_with('`') {
             self.s("`");
             self.s(t);

@@ -83,7 +83,13 @@ pub(crate) fn decode(input: &str) -> Option<String> {
     // Swift maps ASCII characters that may not appear in identifiers to
     // U+D800 + c before encoding, so they are not "basic" code points.
     out.into_iter()
-        .map(|c| if (0xD800..0xD880).contains(&c) { char::from_u32(c - 0xD800) } else { char::from_u32(c) })
+        .map(|c| {
+            if (0xD800..0xD880).contains(&c) {
+                char::from_u32(c - 0xD800)
+            } else {
+                char::from_u32(c)
+            }
+        })
         .collect()
 }
 
@@ -91,6 +97,9 @@ pub(crate) fn decode(input: &str) -> Option<String> {
 mod tests {
     #[test]
     fn decodes_swift_punycode() {
-        assert_eq!(super::decode("foospace_liaADEDGcja").as_deref(), Some("foo space"));
+        assert_eq!(
+            super::decode("foospace_liaADEDGcja").as_deref(),
+            Some("foo space")
+        );
     }
 }

@@ -14,7 +14,9 @@ struct Case {
 fn cases(text: &str) -> Vec<Case> {
     let mut out = Vec::new();
     for line in text.lines() {
-        let Some(first) = line.find("--->") else { continue };
+        let Some(first) = line.find("--->") else {
+            continue;
+        };
         let last = line.rfind("--->").unwrap_or(first);
         let mangled = line[..first].trim_end_matches(' ').to_string();
         let mut expected = line[last + 4..].trim_start_matches(' ').to_string();
@@ -44,8 +46,12 @@ impl Rate {
 }
 
 fn run(file: &str, simplified: bool, filter: impl Fn(&str) -> bool) -> Rate {
-    let text = std::fs::read_to_string(format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    let opts = Options { simplified, ..Options::default() };
+    let text = std::fs::read_to_string(format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR")))
+        .unwrap();
+    let opts = Options {
+        simplified,
+        ..Options::default()
+    };
     let mut rate = Rate { pass: 0, total: 0 };
     let verbose = std::env::var_os("SWIFT_DEMANGLE_VERBOSE").is_some();
     for c in cases(&text).iter().filter(|c| filter(&c.mangled)) {
@@ -57,25 +63,42 @@ fn run(file: &str, simplified: bool, filter: impl Fn(&str) -> bool) -> Rate {
             eprintln!("FAIL {}\n  want {}\n  got  {}", c.mangled, c.expected, got);
         }
     }
-    eprintln!("{file} simplified={simplified}: {}/{} = {:.1}%", rate.pass, rate.total, rate.percent());
+    eprintln!(
+        "{file} simplified={simplified}: {}/{} = {:.1}%",
+        rate.pass,
+        rate.total,
+        rate.percent()
+    );
     rate
 }
 
 #[test]
 fn modern_full_rate() {
     let r = run("manglings.txt", false, |m| !is_old_style(m));
-    assert!(r.percent() >= 99.0, "modern full conformance {:.1}% < 99%", r.percent());
+    assert!(
+        r.percent() >= 99.0,
+        "modern full conformance {:.1}% < 99%",
+        r.percent()
+    );
 }
 
 #[test]
 fn simplified_rate() {
     let r = run("simplified-manglings.txt", true, |_| true);
-    assert!(r.percent() >= 99.0, "simplified conformance {:.1}% < 99%", r.percent());
+    assert!(
+        r.percent() >= 99.0,
+        "simplified conformance {:.1}% < 99%",
+        r.percent()
+    );
 }
 
 #[test]
 fn old_style_full_rate() {
     let r = run("manglings.txt", false, is_old_style);
     // Not required by the issue (only reported), but guarded against regressions.
-    assert!(r.percent() >= 99.0, "old-style full conformance {:.1}% < 99%", r.percent());
+    assert!(
+        r.percent() >= 99.0,
+        "old-style full conformance {:.1}% < 99%",
+        r.percent()
+    );
 }

@@ -17,7 +17,13 @@ const HOSTILE: &[&str] = &[
 
 #[test]
 fn names_that_crash_the_cpp_demangler() {
-    for opts in [Options::default(), Options { simplified: true, ..Options::default() }] {
+    for opts in [
+        Options::default(),
+        Options {
+            simplified: true,
+            ..Options::default()
+        },
+    ] {
         for name in HOSTILE {
             let out = demangle(name, &opts);
             assert!(out.map(|s| s.len() <= opts.max_output).unwrap_or(true));
@@ -43,7 +49,9 @@ impl Rng {
 fn corpus() -> Vec<String> {
     let mut v = Vec::new();
     for f in ["manglings.txt", "simplified-manglings.txt"] {
-        let text = std::fs::read_to_string(format!("{}/tests/data/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let text =
+            std::fs::read_to_string(format!("{}/tests/data/{f}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap();
         for line in text.lines() {
             if let Some(p) = line.find(" --->") {
                 v.push(line[..p].trim().to_string());
@@ -99,7 +107,17 @@ fn mutate(rng: &mut Rng, seed: &str, corpus: &[String]) -> String {
 }
 
 fn random_symbol(rng: &mut Rng) -> String {
-    let prefix = ["$s", "$S", "_T0", "_T", "_Tt", "_$s", "$e", "@__swiftmacro_", ""][rng.below(9)];
+    let prefix = [
+        "$s",
+        "$S",
+        "_T0",
+        "_T",
+        "_Tt",
+        "_$s",
+        "$e",
+        "@__swiftmacro_",
+        "",
+    ][rng.below(9)];
     let len = rng.below(64);
     let mut s = String::from(prefix);
     for _ in 0..len {
@@ -110,10 +128,20 @@ fn random_symbol(rng: &mut Rng) -> String {
 
 #[test]
 fn property_mutated_and_random_symbols() {
-    let total: usize = if cfg!(debug_assertions) { 100_000 } else { 1_000_000 };
+    let total: usize = if cfg!(debug_assertions) {
+        100_000
+    } else {
+        1_000_000
+    };
     let corpus = corpus();
     let mut rng = Rng(0x5EED_1234_ABCD_0001);
-    let opts = [Options::default(), Options { simplified: true, ..Options::default() }];
+    let opts = [
+        Options::default(),
+        Options {
+            simplified: true,
+            ..Options::default()
+        },
+    ];
     let mut demangled = 0usize;
     let start = std::time::Instant::now();
     for i in 0..total {
@@ -126,7 +154,10 @@ fn property_mutated_and_random_symbols() {
         let o = &opts[i % 2];
         if let Some(out) = demangle(&input, o) {
             demangled += 1;
-            assert!(out.len() <= o.max_output, "output over the cap for {input:?}");
+            assert!(
+                out.len() <= o.max_output,
+                "output over the cap for {input:?}"
+            );
         }
     }
     eprintln!(
@@ -139,16 +170,22 @@ fn property_mutated_and_random_symbols() {
 fn deep_nesting_and_long_inputs_are_bounded() {
     let opts = Options::default();
     let deep = format!("$s{}", "Sa".repeat(20_000));
-    assert!(demangle(&deep, &opts).map(|s| s.len() <= opts.max_output).unwrap_or(true));
+    assert!(demangle(&deep, &opts)
+        .map(|s| s.len() <= opts.max_output)
+        .unwrap_or(true));
     let nested = format!("$s{}SiD", "SaySi".repeat(5000));
-    assert!(demangle(&nested, &opts).map(|s| s.len() <= opts.max_output).unwrap_or(true));
+    assert!(demangle(&nested, &opts)
+        .map(|s| s.len() <= opts.max_output)
+        .unwrap_or(true));
     // Substitutions referring back to the growing type: exponential if unbounded.
     let mut expo = String::from("$sSi");
     for _ in 0..200 {
         expo.push_str("AA_t");
     }
     expo.push('D');
-    assert!(demangle(&expo, &opts).map(|s| s.len() <= opts.max_output).unwrap_or(true));
+    assert!(demangle(&expo, &opts)
+        .map(|s| s.len() <= opts.max_output)
+        .unwrap_or(true));
     let huge = "x".repeat(1 << 20);
     assert_eq!(demangle(&huge, &opts), None);
 }

@@ -6,10 +6,17 @@ use std::hint::black_box;
 use std::time::Instant;
 
 fn main() {
-    let path = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../../swift-demangle/tests/data/manglings.txt").to_string());
-    let total: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(2_000_000);
+    let path = std::env::args().nth(1).unwrap_or_else(|| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../swift-demangle/tests/data/manglings.txt"
+        )
+        .to_string()
+    });
+    let total: usize = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2_000_000);
     let text = std::fs::read_to_string(&path).expect("read corpus");
     let corpus: Vec<String> = text
         .lines()
@@ -48,8 +55,22 @@ fn main() {
 
     let rust_rate = n as f64 / rust;
     let cpp_rate = n as f64 / cpp;
-    println!("corpus: {} modern names x {} rounds = {} symbols", corpus.len(), rounds, n);
-    println!("swift-demangle (Rust):        {:>12.0} symbols/s ({:.3} s, {} demangled)", rust_rate, rust, ok_rust);
-    println!("swift-demangler (Swift C++):  {:>12.0} symbols/s ({:.3} s)", cpp_rate, cpp);
-    println!("ratio Rust / C++:             {:>12.2}x", rust_rate / cpp_rate);
+    println!(
+        "corpus: {} modern names x {} rounds = {} symbols",
+        corpus.len(),
+        rounds,
+        n
+    );
+    println!(
+        "swift-demangle (Rust):        {:>12.0} symbols/s ({:.3} s, {} demangled)",
+        rust_rate, rust, ok_rust
+    );
+    println!(
+        "swift-demangler (Swift C++):  {:>12.0} symbols/s ({:.3} s)",
+        cpp_rate, cpp
+    );
+    println!(
+        "ratio Rust / C++:             {:>12.2}x",
+        rust_rate / cpp_rate
+    );
 }
