@@ -2921,19 +2921,9 @@ impl<'a> Printer<'a> {
         self.s("\"");
     }
 
-    /// Identifiers that are not valid Swift identifiers print in backquotes.
+    /// Identifiers print as they are (raw identifiers carry their own
+    /// backquotes in the mangled text).
     fn print_identifier(&mut self, t: &str) {
-        let needs_quotes = !t.is_empty()
-            && (t.as_bytes()[0].is_ascii_digit()
-                || t.bytes().any(|b| {
-                    b.is_ascii() && !(b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
-                }));
-        if needs_quotes && !t.starts_with('`') {
-            self.s("`");
-            self.s(t);
-            self.s("`");
-        } else {
-            self.s(t);
-        }
+        self.s(t);
     }
 }
