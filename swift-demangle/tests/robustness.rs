@@ -145,6 +145,7 @@ fn property_mutated_and_random_symbols() {
         },
     ];
     let mut demangled = 0usize;
+    let mut slowest = std::time::Duration::ZERO;
     let start = std::time::Instant::now();
     for i in 0..total {
         let input = if i % 4 == 3 {
@@ -154,7 +155,10 @@ fn property_mutated_and_random_symbols() {
             mutate(&mut rng, &corpus[seed], &corpus)
         };
         let o = &opts[i % 2];
-        if let Some(out) = demangle(&input, o) {
+        let t = std::time::Instant::now();
+        let result = demangle(&input, o);
+        slowest = slowest.max(t.elapsed());
+        if let Some(out) = result {
             demangled += 1;
             assert!(
                 out.len() <= o.max_output,
@@ -163,9 +167,13 @@ fn property_mutated_and_random_symbols() {
         }
     }
     eprintln!(
-        "fuzz: {total} inputs, {demangled} demangled, no panic, {:.1} s",
-        start.elapsed().as_secs_f64()
+        "fuzz: {total} inputs, {demangled} demangled, no panic, {:.1} s, slowest input {:?}",
+        start.elapsed().as_secs_f64(),
+        slowest
     );
+    // No input may hang: even the worst one is far below this (the machine
+    // may be loaded, hence the generous bound).
+    assert!(slowest < std::time::Duration::from_millis(250), "slowest input took {slowest:?}");
 }
 
 #[test]
