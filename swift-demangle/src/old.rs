@@ -1403,8 +1403,8 @@ impl Old<'_> {
         ) {
             let bp = self.bound_generic_args(parent, depth + 1)?;
             let nn = self.a.with(k, &[bp])?;
-            let rest: Vec<NodeId> = self.a.children(nominal)[1..].to_vec();
-            for c in rest {
+            for i in 1..self.a.num_children(nominal) {
+                let c = self.a.child(nominal, i)?;
                 self.a.add(nn, c);
             }
             nominal = nn;

@@ -1039,8 +1039,7 @@ impl<'a> Parser<'a> {
                     self.a.add(elt, v);
                 }
                 if let Some(id) = self.pop_kind(Kind::Identifier) {
-                    let s = self.a.text(id).to_string();
-                    let n = self.a.text_node(Kind::TupleElementName, &s)?;
+                    let n = self.a.change_kind(id, Kind::TupleElementName)?;
                     self.a.add(elt, n);
                 }
                 let t = self.pop_kind(Kind::Type)?;
@@ -1227,7 +1226,7 @@ impl<'a> Parser<'a> {
 
     // ----- generics -----
 
-    fn bound_generics(&mut self) -> Option<(Vec<NodeId>, Option<NodeId>)> {
+    fn bound_generics(&mut self) -> Option<(SmallList, Option<NodeId>)> {
         let mut retro: Option<NodeId> = None;
         while let Some(r) = self.pop_kind(Kind::RetroactiveConformance) {
             let l = match retro {
@@ -1243,7 +1242,7 @@ impl<'a> Parser<'a> {
         if let Some(l) = retro {
             self.a.reverse_children(l, 0);
         }
-        let mut lists = Vec::new();
+        let mut lists = SmallList::new();
         loop {
             let tl = self.a.node(Kind::TypeList)?;
             lists.push(tl);
@@ -1265,7 +1264,7 @@ impl<'a> Parser<'a> {
     fn bound_generic_type(&mut self) -> Option<NodeId> {
         let (lists, retro) = self.bound_generics()?;
         let nominal = self.pop_type_any_generic()?;
-        let b = self.bound_generic_args(nominal, &lists, 0, 0)?;
+        let b = self.bound_generic_args(nominal, lists.as_slice(), 0, 0)?;
         if let Some(r) = retro {
             self.a.add(b, r);
         }
@@ -1323,8 +1322,8 @@ impl<'a> Parser<'a> {
                 self.bound_generic_args(ctx, lists, idx, depth + 1)?
             };
             let nn = self.with(nk, &[parent])?;
-            let rest: Vec<NodeId> = self.a.children(nominal)[1..].to_vec();
-            for c in rest {
+            for i in 1..self.a.num_children(nominal) {
+                let c = self.a.child(nominal, i)?;
                 self.a.add(nn, c);
             }
             nominal = nn;
@@ -1621,7 +1620,7 @@ impl<'a> Parser<'a> {
                 let i = self.a.index_node(Kind::Index, index)?;
                 let o = self.with(Kind::OpaqueType, &[name, i])?;
                 let bg = self.a.node(Kind::TypeList)?;
-                for &l in lists.iter().rev() {
+                for &l in lists.as_slice().iter().rev() {
                     self.a.add(bg, l);
                 }
                 self.a.add(o, bg);
@@ -1776,7 +1775,7 @@ impl<'a> Parser<'a> {
         if self.next_if(b's') {
             let (lists, retro) = self.bound_generics()?;
             let sig = self.pop_kind(Kind::DependentGenericSignature)?;
-            let subs = self.with(Kind::ImplPatternSubstitutions, &[sig, *lists.first()?])?;
+            let subs = self.with(Kind::ImplPatternSubstitutions, &[sig, *lists.as_slice().first()?])?;
             if let Some(r) = retro {
                 self.a.add(subs, r);
             }
@@ -1784,7 +1783,7 @@ impl<'a> Parser<'a> {
         }
         if self.next_if(b'I') {
             let (lists, retro) = self.bound_generics()?;
-            let subs = self.with(Kind::ImplInvocationSubstitutions, &[*lists.first()?])?;
+            let subs = self.with(Kind::ImplInvocationSubstitutions, &[*lists.as_slice().first()?])?;
             if let Some(r) = retro {
                 self.a.add(subs, r);
             }
@@ -1942,14 +1941,8 @@ impl<'a> Parser<'a> {
         for i in 0..num_types {
             let t = self.pop_kind(Kind::Type)?;
             let target = self.a.child(ty, n - i - 1)?;
-            // The type goes first, before any differentiability/sending marks.
-            let conv = self.a.child(target, 0)?;
-            let rest: Vec<NodeId> = self.a.children(target)[1..].to_vec();
-            let ch = &mut self.a.nodes[target as usize].children;
-            ch.clear();
-            ch.push(conv);
-            ch.extend_from_slice(&rest);
-            ch.push(t);
+            // The type goes last, after the convention and any marks.
+            self.a.add(target, t);
         }
         self.ty(ty)
     }
@@ -2087,8 +2080,8 @@ impl<'a> Parser<'a> {
             self.a.add(spec, d);
         }
         let list = self.pop_type_list()?;
-        let ch: Vec<NodeId> = self.a.children(list).to_vec();
-        for t in ch {
+        for i in 0..self.a.num_children(list) {
+            let t = self.a.child(list, i)?;
             let p = self.with(Kind::GenericSpecializationParam, &[t])?;
             self.a.add(spec, p);
         }
@@ -3219,6 +3212,43 @@ impl<'a> Parser<'a> {
     #[allow(dead_code)]
     fn consume_prefix(&mut self, s: &[u8]) -> bool {
         self.next_if_str(s)
+    }
+}
+
+/// A short list of nodes that lives on the stack unless it grows long.
+struct SmallList {
+    n: usize,
+    inline: [NodeId; 8],
+    heap: Vec<NodeId>,
+}
+
+impl SmallList {
+    fn new() -> Self {
+        SmallList { n: 0, inline: [0; 8], heap: Vec::new() }
+    }
+
+    fn push(&mut self, x: NodeId) {
+        if self.n < self.inline.len() {
+            self.inline[self.n] = x;
+        } else {
+            if self.heap.is_empty() {
+                self.heap.extend_from_slice(&self.inline);
+            }
+            self.heap.push(x);
+        }
+        self.n += 1;
+    }
+
+    fn len(&self) -> usize {
+        self.n
+    }
+
+    fn as_slice(&self) -> &[NodeId] {
+        if self.n <= self.inline.len() {
+            &self.inline[..self.n]
+        } else {
+            &self.heap
+        }
     }
 }
 
