@@ -210,6 +210,9 @@ pub(crate) struct NodeData {
     pub children: Children,
 }
 
+/// Most bytes of names one demangling may hold.
+pub(crate) const MAX_TEXT: usize = 1 << 20;
+
 /// All nodes of one demangling, plus the text their names point into.
 #[derive(Default)]
 pub(crate) struct Arena {
@@ -260,10 +263,8 @@ impl Arena {
 
     pub fn text_node(&mut self, kind: Kind, text: &str) -> Option<NodeId> {
         let start = self.text.len();
-        // Names are bounded by the input length times a small factor; the
-        // cap keeps a pathological word-substitution chain from growing the
-        // buffer past what the printer would accept anyway.
-        if start + text.len() > (u32::MAX as usize) / 2 {
+        // Identifiers are capped where they are built; this caps their sum.
+        if start + text.len() > MAX_TEXT {
             return None;
         }
         self.text.push_str(text);

@@ -12,6 +12,8 @@ use crate::punycode;
 const MAX_WORDS: usize = 26;
 const MAX_REPEAT: u64 = 2048;
 const MAX_STACK: usize = 4096;
+/// Longest identifier built from word substitutions.
+const MAX_IDENT: usize = 4096;
 
 pub(crate) struct Parser<'a> {
     pub a: &'a mut Arena,
@@ -580,6 +582,10 @@ impl<'a> Parser<'a> {
                 };
                 let &(s, e) = self.words.get(idx)?;
                 ident.push_str(std::str::from_utf8(&self.input[s..e]).ok()?);
+                // Word substitutions can repeat long words: cap the name.
+                if ident.len() > MAX_IDENT {
+                    return None;
+                }
             }
             if self.next_if(b'0') {
                 break;

@@ -196,6 +196,10 @@ fn deep_nesting_and_long_inputs_are_bounded() {
     assert!(demangle(&expo, &opts)
         .map(|s| s.len() <= opts.max_output)
         .unwrap_or(true));
+    // Word substitutions repeating a long word: quadratic if uncapped.
+    let word = "abcdefgh".repeat(1000);
+    let bomb = format!("$s{}{}0{}A3FooVD", word.len(), word, "a".repeat(30_000));
+    assert!(demangle(&bomb, &opts).map(|s| s.len() <= opts.max_output).unwrap_or(true));
     let huge = "x".repeat(1 << 20);
     assert_eq!(demangle(&huge, &opts), None);
 }
