@@ -145,7 +145,7 @@ fn demangle_with(name: &str, options: &Options, style: Style, nesting: u32) -> O
             Ok(mut arena) => {
                 let r = run(&mut arena);
                 // Do not keep a huge arena alive after a pathological input.
-                if arena.nodes.capacity() > 1 << 14 {
+                if arena.nodes.capacity() > 1 << 14 || arena.text.capacity() > 1 << 16 {
                     *arena = Arena::new(0);
                 }
                 r

@@ -24,6 +24,7 @@ pub(crate) struct Parser<'a> {
     words: Vec<(usize, usize)>,
     old_function_types: bool,
     pub nesting: u32,
+    input_base: Option<usize>,
 }
 
 fn is_digit(c: u8) -> bool {
@@ -187,6 +188,16 @@ pub(crate) fn is_function_attr(k: Kind) -> bool {
 
 impl<'a> Parser<'a> {
     pub fn new(a: &'a mut Arena, input: &'a [u8], old_function_types: bool) -> Self {
+        // A copy of the input in the arena's text lets plain identifiers
+        // point into it instead of being copied one by one.
+        let input_base = match std::str::from_utf8(input) {
+            Ok(s) if a.text.len() + s.len() <= crate::node::MAX_TEXT => {
+                let b = a.text.len();
+                a.text.push_str(s);
+                Some(b)
+            }
+            _ => None,
+        };
         let mut stack = std::mem::take(&mut a.scratch_stack);
         stack.clear();
         let mut subs = std::mem::take(&mut a.scratch_subs);
@@ -200,6 +211,7 @@ impl<'a> Parser<'a> {
             words: Vec::new(),
             old_function_types,
             nesting: 0,
+            input_base,
         }
     }
 
@@ -563,10 +575,20 @@ impl<'a> Parser<'a> {
             if n == 0 || end > self.input.len() {
                 return None;
             }
-            let s = std::str::from_utf8(&self.input[self.pos..end]).ok()?;
+            let id = match self.input_base {
+                Some(b)
+                    if self.a.text.is_char_boundary(b + self.pos) && self.a.text.is_char_boundary(b + end) =>
+                {
+                    let (s, e) = ((b + self.pos) as u32, (b + end) as u32);
+                    self.a.push(Kind::Identifier, crate::node::Payload::Text(s, e))?
+                }
+                _ => {
+                    let s = std::str::from_utf8(&self.input[self.pos..end]).ok()?;
+                    self.a.text_node(Kind::Identifier, s)?
+                }
+            };
             self.record_words(self.pos, end);
             self.pos = end;
-            let id = self.a.text_node(Kind::Identifier, s)?;
             self.add_sub(id);
             return Some(id);
         }
