@@ -140,47 +140,51 @@ pub(crate) enum Payload {
     Index(u64),
 }
 
-/// Child list with room for three children inline: most nodes have at
-/// most three, and one allocation per node would dominate the run time.
-#[derive(Clone, Debug)]
-pub(crate) enum Children {
-    Inline(u8, [NodeId; 3]),
-    Heap(Vec<NodeId>),
+/// Child list with room for four children inline: most nodes have at most
+/// four, and one allocation per node would dominate the run time.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Children {
+    len: u32,
+    inline: [NodeId; 4],
+    heap: Vec<NodeId>,
 }
 
 impl Children {
+    #[inline]
     pub fn new() -> Self {
-        Children::Inline(0, [0; 3])
+        Children::default()
     }
 
+    #[inline]
     pub fn as_slice(&self) -> &[NodeId] {
-        match self {
-            Children::Inline(n, a) => &a[..*n as usize],
-            Children::Heap(v) => v,
+        if self.len as usize <= self.inline.len() {
+            &self.inline[..self.len as usize]
+        } else {
+            &self.heap
         }
     }
 
+    #[inline]
     pub fn as_mut_slice(&mut self) -> &mut [NodeId] {
-        match self {
-            Children::Inline(n, a) => &mut a[..*n as usize],
-            Children::Heap(v) => v,
+        if self.len as usize <= self.inline.len() {
+            &mut self.inline[..self.len as usize]
+        } else {
+            &mut self.heap
         }
     }
 
+    #[inline]
     pub fn push(&mut self, c: NodeId) {
-        match self {
-            Children::Inline(n, a) if (*n as usize) < a.len() => {
-                a[*n as usize] = c;
-                *n += 1;
+        let n = self.len as usize;
+        if n < self.inline.len() {
+            self.inline[n] = c;
+        } else {
+            if n == self.inline.len() {
+                self.heap.extend_from_slice(&self.inline);
             }
-            Children::Inline(n, a) => {
-                let mut v = Vec::with_capacity(8);
-                v.extend_from_slice(&a[..*n as usize]);
-                v.push(c);
-                *self = Children::Heap(v);
-            }
-            Children::Heap(v) => v.push(c),
+            self.heap.push(c);
         }
+        self.len += 1;
     }
 
     pub fn extend_from_slice(&mut self, cs: &[NodeId]) {
@@ -199,7 +203,8 @@ impl Children {
     }
 
     pub fn clear(&mut self) {
-        *self = Children::new();
+        self.len = 0;
+        self.heap.clear();
     }
 }
 
@@ -240,6 +245,7 @@ impl Arena {
         self.text.clear();
     }
 
+    #[inline]
     pub fn push(&mut self, kind: Kind, payload: Payload) -> Option<NodeId> {
         if self.nodes.len() >= self.max_nodes {
             return None;
@@ -253,6 +259,7 @@ impl Arena {
         Some(id)
     }
 
+    #[inline]
     pub fn node(&mut self, kind: Kind) -> Option<NodeId> {
         self.push(kind, Payload::None)
     }
@@ -271,22 +278,27 @@ impl Arena {
         self.push(kind, Payload::Text(start as u32, self.text.len() as u32))
     }
 
+    #[inline]
     pub fn kind(&self, id: NodeId) -> Kind {
         self.nodes[id as usize].kind
     }
 
+    #[inline]
     pub fn children(&self, id: NodeId) -> &[NodeId] {
         self.nodes[id as usize].children.as_slice()
     }
 
+    #[inline]
     pub fn child(&self, id: NodeId, i: usize) -> Option<NodeId> {
         self.nodes[id as usize].children.as_slice().get(i).copied()
     }
 
+    #[inline]
     pub fn num_children(&self, id: NodeId) -> usize {
         self.nodes[id as usize].children.as_slice().len()
     }
 
+    #[inline]
     pub fn text(&self, id: NodeId) -> &str {
         match self.nodes[id as usize].payload {
             Payload::Text(s, e) => &self.text[s as usize..e as usize],
@@ -298,6 +310,7 @@ impl Arena {
         matches!(self.nodes[id as usize].payload, Payload::Text(..))
     }
 
+    #[inline]
     pub fn index(&self, id: NodeId) -> u64 {
         match self.nodes[id as usize].payload {
             Payload::Index(i) => i,
@@ -305,16 +318,19 @@ impl Arena {
         }
     }
 
+    #[inline]
     pub fn add(&mut self, parent: NodeId, child: NodeId) {
         self.nodes[parent as usize].children.push(child);
     }
 
+    #[inline]
     pub fn with(&mut self, kind: Kind, children: &[NodeId]) -> Option<NodeId> {
         let id = self.node(kind)?;
         self.nodes[id as usize].children.extend_from_slice(children);
         Some(id)
     }
 
+    #[inline]
     pub fn ty(&mut self, child: NodeId) -> Option<NodeId> {
         self.with(Kind::Type, &[child])
     }
