@@ -162,10 +162,12 @@ fn parse_tree(
     scheme: Scheme,
     nesting: u32,
 ) -> Option<NodeId> {
-    let rest = &name.as_bytes()[plen..];
+    // Every prefix is ASCII, so `plen` is a char boundary.
+    let rest_str = name.get(plen..)?;
+    let rest = rest_str.as_bytes();
     match scheme {
         Scheme::New(old_fn) => {
-            let mut p = parse::Parser::new(arena, rest, old_fn);
+            let mut p = parse::Parser::new(arena, rest_str, old_fn);
             p.nesting = nesting;
             p.parse_symbol()
         }

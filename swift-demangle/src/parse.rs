@@ -187,16 +187,16 @@ pub(crate) fn is_function_attr(k: Kind) -> bool {
 }
 
 impl<'a> Parser<'a> {
-    pub fn new(a: &'a mut Arena, input: &'a [u8], old_function_types: bool) -> Self {
+    pub fn new(a: &'a mut Arena, input_str: &'a str, old_function_types: bool) -> Self {
+        let input = input_str.as_bytes();
         // A copy of the input in the arena's text lets plain identifiers
         // point into it instead of being copied one by one.
-        let input_base = match std::str::from_utf8(input) {
-            Ok(s) if a.text.len() + s.len() <= crate::node::MAX_TEXT => {
-                let b = a.text.len();
-                a.text.push_str(s);
-                Some(b)
-            }
-            _ => None,
+        let input_base = if a.text.len() + input_str.len() <= crate::node::MAX_TEXT {
+            let b = a.text.len();
+            a.text.push_str(input_str);
+            Some(b)
+        } else {
+            None
         };
         let mut stack = std::mem::take(&mut a.scratch_stack);
         stack.clear();
