@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-__attribute__((noinline)) void *my_alloc(size_t n) { void *p = malloc(n + 16); __asm__ volatile("" ::: "memory"); return p; }
-__attribute__((noinline)) void use_custom(void) { void *p = my_alloc(100); __asm__ volatile("" ::: "memory"); free(p); }
-__attribute__((noinline)) void use_plain(void) { void *p = malloc(10); __asm__ volatile("" ::: "memory"); free(p); }
+__attribute__((noinline)) void *my_alloc(size_t n) { void *p = malloc(n + 16); __asm__ volatile("" : : "r"(p) : "memory"); return p; }
+__attribute__((noinline)) void use_custom(void) { void *p = my_alloc(100); __asm__ volatile("" : : "r"(p) : "memory"); free(p); }
+__attribute__((noinline)) void use_plain(void) { void *p = malloc(10); __asm__ volatile("" : : "r"(p) : "memory"); free(p); }
 
 int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 1000;

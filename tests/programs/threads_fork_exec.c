@@ -11,12 +11,12 @@
 static long k;
 
 __attribute__((noinline)) void thread_work(void) {
-    for (long i = 0; i < k; i++) { void *p = malloc(32); __asm__ volatile("" ::: "memory"); free(p); }
+    for (long i = 0; i < k; i++) { void *p = malloc(32); __asm__ volatile("" : : "r"(p) : "memory"); free(p); }
 }
 static void *thread_main(void *arg) { (void)arg; thread_work(); return NULL; }
 
 __attribute__((noinline)) void child_work(void) {
-    for (long i = 0; i < k; i++) { void *p = malloc(48); __asm__ volatile("" ::: "memory"); free(p); }
+    for (long i = 0; i < k; i++) { void *p = malloc(48); __asm__ volatile("" : : "r"(p) : "memory"); free(p); }
 }
 
 int main(int argc, char **argv) {

@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 __attribute__((noinline)) void tick(void) {
-    for (int i = 0; i < 10; i++) { void *p = malloc(64); __asm__ volatile("" ::: "memory"); free(p); }
+    for (int i = 0; i < 10; i++) { void *p = malloc(64); __asm__ volatile("" : : "r"(p) : "memory"); free(p); }
 }
 
 int main(void) {

@@ -1,9 +1,11 @@
 //! perf_event_open uprobe events and their per-CPU ring buffers.
 //!
-//! One event per (probe location, CPU), opened on the target's task with `inherit`, so that
-//! threads and forked children are followed; every event of a CPU writes into that CPU's ring
-//! buffer (`PERF_EVENT_IOC_SET_OUTPUT`). The kernel forbids mmapping an inherited event with
-//! `cpu == -1`, hence per-CPU events. Closing the fds removes the probes: nothing is left in
+//! One event per (probe location, task, CPU); every event of a CPU writes into that CPU's ring
+//! buffer (`PERF_EVENT_IOC_SET_OUTPUT`, which needs per-CPU events to share a buffer across
+//! tasks). No `inherit`: a uprobe-PMU event re-reads `attr.uprobe_path` as a pointer into the
+//! *forking task's* memory when it is inherited, so after the target's exec every clone() and
+//! fork() of the target would fail with EFAULT. New threads and children are instead caught
+//! with ptrace (see `follow.rs`) and get events of their own before they run. Closing the fds removes the probes: nothing is left in
 //! the kernel when allocflame dies, even by SIGKILL.
 
 use std::ffi::CString;
@@ -73,7 +75,7 @@ pub(crate) struct EventSpec<'a> {
     pub max_callchain: u16,
 }
 
-/// Opens a uprobe event on task `pid` (inherited by its future threads and children) on `cpu`.
+/// Opens a uprobe event on task `pid` on `cpu`.
 pub(crate) fn open_uprobe(spec: &EventSpec<'_>, pid: i32, cpu: i32) -> io::Result<OwnedFd> {
     let path = CString::new(spec.path.as_os_str().as_encoded_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
@@ -96,7 +98,6 @@ pub(crate) fn open_uprobe(spec: &EventSpec<'_>, pid: i32, cpu: i32) -> io::Resul
     attr.__bindgen_anon_2.wakeup_watermark = spec.wakeup_bytes;
     attr.__bindgen_anon_3.uprobe_path = path.as_ptr() as u64;
     attr.__bindgen_anon_4.probe_offset = spec.offset;
-    attr.set_inherit(1);
     attr.set_watermark(1);
     attr.set_use_clockid(1);
     attr.set_sample_id_all(1);
@@ -134,10 +135,10 @@ pub(crate) fn event_id(fd: &OwnedFd) -> io::Result<u64> {
     Ok(id)
 }
 
-/// Makes `fd` write its records into `leader`'s ring buffer (same CPU).
-pub(crate) fn redirect_output(fd: &OwnedFd, leader: &OwnedFd) -> io::Result<()> {
+/// Makes `fd` write its records into the ring buffer of `leader` (same CPU).
+pub(crate) fn redirect_output_raw(fd: &OwnedFd, leader: std::os::fd::RawFd) -> io::Result<()> {
     // SAFETY: both fds are open perf events.
-    if unsafe { sys::ioctls::SET_OUTPUT(fd.as_raw_fd(), leader.as_raw_fd()) } < 0 {
+    if unsafe { sys::ioctls::SET_OUTPUT(fd.as_raw_fd(), leader) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
@@ -268,6 +269,9 @@ impl Ring {
         unsafe { std::ptr::addr_of_mut!((*self.meta()).data_tail).write_volatile(self.tail) };
     }
 }
+
+// SAFETY: the mapping belongs to the Ring alone; moving it to another thread is fine.
+unsafe impl Send for Ring {}
 
 impl Drop for Ring {
     fn drop(&mut self) {

@@ -14,6 +14,7 @@ use rustc_hash::FxHashMap;
 
 use super::events::{record_time, regs, u32_at, u64_at, Ring};
 use super::process::{read_proc_maps, Files, Mapping, NormFrame, Process};
+use super::follow::Shared;
 use super::resolve::Location;
 
 /// The last probe hit of a thread, to recognize a probed function that tail-calls another
@@ -34,7 +35,9 @@ type StackMap = FxHashMap<Box<[NormFrame]>, Weight>;
 pub(crate) struct Tracer<'a> {
     options: &'a RecordOptions,
     locs: Vec<Location>,
+    /// Event id → location, refreshed from `shared` when an id is new.
     ids: FxHashMap<u64, usize>,
+    shared: Arc<Shared>,
     files: Files,
     procs: FxHashMap<u32, Process>,
     /// Interned root frames.
@@ -59,13 +62,15 @@ pub(crate) struct Tracer<'a> {
     callchain: bool,
     /// Stacks continued with the kernel's callchain past the copied stack.
     spliced: u64,
+    /// Samples of events we do not know (never expected).
+    unknown: u64,
 }
 
 impl<'a> Tracer<'a> {
     pub(crate) fn new(
         options: &'a RecordOptions,
         locs: Vec<Location>,
-        ids: FxHashMap<u64, usize>,
+        shared: Arc<Shared>,
         main_pid: u32,
         comm: String,
         callchain: bool,
@@ -83,7 +88,8 @@ impl<'a> Tracer<'a> {
             options,
             per_probe: vec![Weight::default(); options.probes.len()],
             locs,
-            ids,
+            ids: FxHashMap::default(),
+            shared,
             files,
             procs: FxHashMap::default(),
             roots: Vec::new(),
@@ -102,6 +108,7 @@ impl<'a> Tracer<'a> {
             counted: 0,
             callchain,
             spliced: 0,
+            unknown: 0,
         };
         let root = t.root_id(main_pid, &comm);
         t.procs.insert(main_pid, Process::new(comm, root));
@@ -249,7 +256,14 @@ impl<'a> Tracer<'a> {
     }
 
     fn sample(&mut self, rec: &[u8]) {
-        let Some(&loc) = self.ids.get(&u64_at(rec, 8)) else {
+        let id = u64_at(rec, 8);
+        if !self.ids.contains_key(&id) {
+            if let Ok(map) = self.shared.ids.lock() {
+                self.ids.clone_from(&map);
+            }
+        }
+        let Some(&loc) = self.ids.get(&id) else {
+            self.unknown += 1;
             return;
         };
         let (pid, tid) = (u32_at(rec, 16), u32_at(rec, 20));
@@ -415,7 +429,11 @@ impl<'a> Tracer<'a> {
                 self.lost
             ));
         }
-        report.lost = self.lost;
+        report.lost = self.lost + self.unknown;
+        if self.unknown > 0 {
+            sink.lost(self.unknown);
+            report.notes.push(format!("{} samples of unknown events were dropped", self.unknown));
+        }
         report.per_probe = self.per_probe;
         if self.nested > 0 {
             report.notes.push(format!(

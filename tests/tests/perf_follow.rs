@@ -1,0 +1,75 @@
+//! Threads, forked children, exec'd images and user probes (issue 4, points 3 and 4).
+
+use allocflame_core::probes::Probe;
+use allocflame_core::source::{RecordOptions, Target};
+use allocflame_tests::*;
+
+#[test]
+fn threads_forks_and_execs_are_recorded_as_their_own_roots() {
+    if !uprobes_available() {
+        return;
+    }
+    let dir = TempDir::new("follow");
+    let prog = build_c(&dir, "threads_fork_exec.c");
+    let exec_target = build_c(&dir, "alloc_counts.c");
+    let k = 5_000u64;
+    let run = record_perf(&[
+        prog.to_str().unwrap(),
+        &k.to_string(),
+        exec_target.to_str().unwrap(),
+        "1000",
+    ])
+    .unwrap();
+    let dump = run.dump();
+    assert_eq!(run.report.lost, 0);
+    assert_eq!(run.report.exit_code, Some(0), "{dump}");
+    // Both threads, under the program's own root.
+    let threads: u64 = run
+        .lines
+        .iter()
+        .filter(|(l, _)| l.starts_with("threads_fork_ex;") && l.ends_with(";thread_work;malloc"))
+        .map(|(_, w)| w.allocs)
+        .sum();
+    assert_eq!(threads, 2 * k, "{dump}");
+    // The forked child before its exec: a root of its own.
+    let child: u64 = run
+        .lines
+        .iter()
+        .filter(|(l, _)| l.starts_with("threads_fork_ex [child];") && l.ends_with(";main;child_work;malloc"))
+        .map(|(_, w)| w.allocs)
+        .sum();
+    assert_eq!(child, k, "{dump}");
+    // The image it exec'd, with that image's symbols.
+    let exec: u64 = run
+        .lines
+        .iter()
+        .filter(|(l, _)| l.starts_with("alloc_counts;") && l.ends_with(";main;level1;level2;malloc"))
+        .map(|(_, w)| w.allocs)
+        .sum();
+    assert_eq!(exec, 1000, "{dump}");
+}
+
+#[test]
+fn a_user_probe_calling_malloc_counts_once() {
+    if !uprobes_available() {
+        return;
+    }
+    let dir = TempDir::new("custom");
+    let prog = build_c(&dir, "custom_alloc.c");
+    let n = 3_000u64;
+    let mut options = RecordOptions::default();
+    let probe: Probe = format!("{}:my_alloc:0", prog.display()).parse().unwrap();
+    options.probes.push(probe);
+    let run = record_with(
+        &Target::spawn([prog.to_str().unwrap(), &n.to_string()]),
+        options,
+    )
+    .unwrap();
+    let dump = run.dump();
+    let custom = run.weight_ending("main;use_custom;my_alloc");
+    assert_eq!(custom.allocs, n, "{dump}");
+    assert_eq!(custom.bytes, 100 * n, "{dump}");
+    // The malloc inside my_alloc is the same allocation: not counted again.
+    assert_eq!(run.count_containing("my_alloc;malloc"), 0, "{dump}");
+    assert_eq!(run.count_ending("main;use_plain;malloc"), n, "{dump}");
+}
