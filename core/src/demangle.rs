@@ -108,13 +108,12 @@ impl fmt::Write for Capped {
 }
 
 fn demangle_cpp(name: &str) -> Option<String> {
-    // cpp_demangle bounds its recursion with these limits (its defaults are 96/128; we stay
-    // below them so that a debug build on a small thread stack is safe too) and our writer
-    // bounds the output. `catch_unwind` is a last resort: cpp_demangle has had panics on
+    // cpp_demangle bounds its recursion with these limits (its documented defaults, safe
+    // even in a debug build) and our writer bounds the output. `catch_unwind` is a last resort: cpp_demangle has had panics on
     // fuzzed input in the past, and one odd symbol in a profile must not take the profiler
     // down. It does not help against stack overflow, which the limits prevent.
-    let parse = cpp_demangle::ParseOptions::default().recursion_limit(64);
-    let opts = cpp_demangle::DemangleOptions::new().recursion_limit(96);
+    let parse = cpp_demangle::ParseOptions::default().recursion_limit(96);
+    let opts = cpp_demangle::DemangleOptions::new().recursion_limit(128);
     std::panic::catch_unwind(|| {
         let sym = cpp_demangle::Symbol::new_with_options(name.as_bytes(), &parse).ok()?;
         let mut w = Capped {
@@ -278,6 +277,33 @@ mod tests {
         ] {
             assert_eq!(demangle_text(plain, &o), plain);
         }
+    }
+
+    #[test]
+    fn cpp_pathological_names_are_bounded() {
+        let o = full();
+        // Template arguments that refer back to everything before them: the output doubles
+        // with every level, so it must hit the size cap and stay mangled.
+        let mut exp = String::from("_Z1fI");
+        for i in 0..40 {
+            exp.push_str("NS_");
+            let _ = i;
+        }
+        exp.push_str("EvT_");
+        let _ = demangle_symbol(&exp, &o);
+        let mut nested = String::from("_Z1f");
+        for _ in 0..5000 {
+            nested.push_str("P");
+        }
+        nested.push('i');
+        assert_eq!(demangle_symbol(&nested, &o), None);
+        let mut subst = String::from("_Z1fI1A");
+        for i in 0..60 {
+            subst.push_str(&format!("S{}_", i.min(35)));
+        }
+        subst.push_str("EvT_");
+        let r = demangle_symbol(&subst, &o);
+        assert!(r.map(|s| s.len() <= MAX_CPP_OUTPUT).unwrap_or(true));
     }
 
     #[test]

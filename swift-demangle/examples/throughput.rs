@@ -4,10 +4,13 @@ use std::hint::black_box;
 use std::time::Instant;
 
 fn main() {
-    let path = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/manglings.txt").to_string());
-    let total: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(3_000_000);
+    let path = std::env::args().nth(1).unwrap_or_else(|| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/manglings.txt").to_string()
+    });
+    let total: usize = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3_000_000);
     let text = std::fs::read_to_string(&path).expect("read corpus");
     let corpus: Vec<&str> = text
         .lines()

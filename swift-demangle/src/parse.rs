@@ -577,10 +577,12 @@ impl<'a> Parser<'a> {
             }
             let id = match self.input_base {
                 Some(b)
-                    if self.a.text.is_char_boundary(b + self.pos) && self.a.text.is_char_boundary(b + end) =>
+                    if self.a.text.is_char_boundary(b + self.pos)
+                        && self.a.text.is_char_boundary(b + end) =>
                 {
                     let (s, e) = ((b + self.pos) as u32, (b + end) as u32);
-                    self.a.push(Kind::Identifier, crate::node::Payload::Text(s, e))?
+                    self.a
+                        .push(Kind::Identifier, crate::node::Payload::Text(s, e))?
                 }
                 _ => {
                     let s = std::str::from_utf8(&self.input[self.pos..end]).ok()?;
@@ -1803,7 +1805,10 @@ impl<'a> Parser<'a> {
         if self.next_if(b's') {
             let (lists, retro) = self.bound_generics()?;
             let sig = self.pop_kind(Kind::DependentGenericSignature)?;
-            let subs = self.with(Kind::ImplPatternSubstitutions, &[sig, *lists.as_slice().first()?])?;
+            let subs = self.with(
+                Kind::ImplPatternSubstitutions,
+                &[sig, *lists.as_slice().first()?],
+            )?;
             if let Some(r) = retro {
                 self.a.add(subs, r);
             }
@@ -1811,7 +1816,10 @@ impl<'a> Parser<'a> {
         }
         if self.next_if(b'I') {
             let (lists, retro) = self.bound_generics()?;
-            let subs = self.with(Kind::ImplInvocationSubstitutions, &[*lists.as_slice().first()?])?;
+            let subs = self.with(
+                Kind::ImplInvocationSubstitutions,
+                &[*lists.as_slice().first()?],
+            )?;
             if let Some(r) = retro {
                 self.a.add(subs, r);
             }
@@ -3252,7 +3260,11 @@ struct SmallList {
 
 impl SmallList {
     fn new() -> Self {
-        SmallList { n: 0, inline: [0; 8], heap: Vec::new() }
+        SmallList {
+            n: 0,
+            inline: [0; 8],
+            heap: Vec::new(),
+        }
     }
 
     fn push(&mut self, x: NodeId) {

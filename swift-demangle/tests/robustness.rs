@@ -68,7 +68,11 @@ fn mutate(rng: &mut Rng, seed: &str, corpus: &[String]) -> String {
     let mut b: Vec<u8> = seed.as_bytes().to_vec();
     // Mostly one or two edits, so many inputs stay close to valid and reach
     // deep into the parser and printer.
-    let n = if rng.below(2) == 0 { 1 } else { 1 + rng.below(4) };
+    let n = if rng.below(2) == 0 {
+        1
+    } else {
+        1 + rng.below(4)
+    };
     for _ in 0..n {
         let pos = rng.below(b.len() + 1);
         match rng.below(7) {
@@ -173,7 +177,10 @@ fn property_mutated_and_random_symbols() {
     );
     // No input may hang: even the worst one is far below this (the machine
     // may be loaded, hence the generous bound).
-    assert!(slowest < std::time::Duration::from_millis(250), "slowest input took {slowest:?}");
+    assert!(
+        slowest < std::time::Duration::from_millis(250),
+        "slowest input took {slowest:?}"
+    );
 }
 
 #[test]
@@ -199,7 +206,9 @@ fn deep_nesting_and_long_inputs_are_bounded() {
     // Word substitutions repeating a long word: quadratic if uncapped.
     let word = "abcdefgh".repeat(1000);
     let bomb = format!("$s{}{}0{}A3FooVD", word.len(), word, "a".repeat(30_000));
-    assert!(demangle(&bomb, &opts).map(|s| s.len() <= opts.max_output).unwrap_or(true));
+    assert!(demangle(&bomb, &opts)
+        .map(|s| s.len() <= opts.max_output)
+        .unwrap_or(true));
     let huge = "x".repeat(1 << 20);
     assert_eq!(demangle(&huge, &opts), None);
 }
