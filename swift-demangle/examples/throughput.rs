@@ -15,7 +15,7 @@ fn main() {
     let corpus: Vec<&str> = text
         .lines()
         .filter_map(|l| l.find(" --->").map(|p| l[..p].trim()))
-        .filter(|m| !(m.starts_with("_T") && !m.starts_with("_T0")))
+        .filter(|m| !m.starts_with("_T") || m.starts_with("_T0"))
         .collect();
     let opts = swift_demangle::Options::default();
     let rounds = total.div_ceil(corpus.len());
