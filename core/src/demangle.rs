@@ -285,15 +285,14 @@ mod tests {
         // Template arguments that refer back to everything before them: the output doubles
         // with every level, so it must hit the size cap and stay mangled.
         let mut exp = String::from("_Z1fI");
-        for i in 0..40 {
+        for _ in 0..40 {
             exp.push_str("NS_");
-            let _ = i;
         }
         exp.push_str("EvT_");
         let _ = demangle_symbol(&exp, &o);
         let mut nested = String::from("_Z1f");
         for _ in 0..5000 {
-            nested.push_str("P");
+            nested.push('P');
         }
         nested.push('i');
         assert_eq!(demangle_symbol(&nested, &o), None);
