@@ -229,7 +229,10 @@ mod tests {
         assert_eq!(s.top_self[0].allocs, 7);
         let r = s.top_total.iter().find(|f| f.function == "r").unwrap();
         assert_eq!(r.allocs, 1, "recursion counted once per stack");
-        assert_eq!(s.top_total[0].function, "main", "the root (process name) is no function");
+        assert_eq!(
+            s.top_total[0].function, "main",
+            "the root (process name) is no function"
+        );
         assert_eq!(s.top_total[0].allocs, 11);
     }
 }
