@@ -134,13 +134,21 @@ fn random_symbol(rng: &mut Rng) -> String {
 
 #[test]
 fn property_mutated_and_random_symbols() {
-    let total: usize = if cfg!(debug_assertions) {
-        100_000
-    } else {
-        2_000_000
-    };
+    // `SWIFT_DEMANGLE_FUZZ_N` runs a longer campaign (and `SWIFT_DEMANGLE_FUZZ_SEED` another one).
+    let total: usize = std::env::var("SWIFT_DEMANGLE_FUZZ_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if cfg!(debug_assertions) {
+            100_000
+        } else {
+            2_000_000
+        });
+    let seed: u64 = std::env::var("SWIFT_DEMANGLE_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5EED_1234_ABCD_0001);
     let corpus = corpus();
-    let mut rng = Rng(0x5EED_1234_ABCD_0001);
+    let mut rng = Rng(seed | 1);
     let opts = [
         Options::default(),
         Options {
