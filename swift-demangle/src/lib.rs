@@ -53,6 +53,18 @@ impl Default for Options {
     }
 }
 
+/// Most stack, in bytes, one demangling may use (besides the depth limits):
+/// debug builds have large frames, and profilers demangle on worker threads
+/// with small stacks.
+pub(crate) const STACK_BUDGET: usize = 384 * 1024;
+
+/// The address of a local: where the stack is now.
+#[inline(never)]
+pub(crate) fn stack_position() -> usize {
+    let marker = 0u8;
+    std::hint::black_box(&marker) as *const u8 as usize
+}
+
 /// Longest input accepted; longer names are left alone.
 pub const MAX_INPUT_LEN: usize = 1 << 15;
 
@@ -128,12 +140,14 @@ fn demangle_with(name: &str, options: &Options, style: Style, nesting: u32) -> O
     thread_local! {
         static ARENA: RefCell<Arena> = RefCell::new(Arena::new(0));
     }
+    let stack_base = stack_position();
     let run = |arena: &mut Arena| {
         arena.clear();
         arena.max_nodes = options.max_nodes;
-        let root = parse_tree(arena, name, plen, scheme, nesting)?;
+        let root = parse_tree(arena, name, plen, scheme, nesting, stack_base)?;
         let mut pr = Printer::new(arena, style, options.max_output);
         pr.nesting = nesting;
+        pr.stack_base = stack_base;
         pr.p(root, 0);
         if pr.invalid || pr.out.is_empty() {
             return None;
@@ -161,6 +175,7 @@ fn parse_tree(
     plen: usize,
     scheme: Scheme,
     nesting: u32,
+    stack_base: usize,
 ) -> Option<NodeId> {
     // Every prefix is ASCII, so `plen` is a char boundary.
     let rest_str = name.get(plen..)?;
@@ -171,7 +186,7 @@ fn parse_tree(
             p.nesting = nesting;
             p.parse_symbol()
         }
-        Scheme::Old => old::parse_symbol(arena, rest),
-        Scheme::OldType => old::parse_type_symbol(arena, rest),
+        Scheme::Old => old::parse_symbol(arena, rest, stack_base),
+        Scheme::OldType => old::parse_type_symbol(arena, rest, stack_base),
     }
 }

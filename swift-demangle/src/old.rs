@@ -16,15 +16,17 @@ struct Old<'a> {
     pos: usize,
     subs: Vec<NodeId>,
     depth: u32,
+    stack_base: usize,
 }
 
-pub(crate) fn parse_symbol(a: &mut Arena, input: &[u8]) -> Option<NodeId> {
+pub(crate) fn parse_symbol(a: &mut Arena, input: &[u8], stack_base: usize) -> Option<NodeId> {
     let mut p = Old {
         a,
         s: input,
         pos: 0,
         subs: Vec::new(),
         depth: 0,
+        stack_base,
     };
     let top = p.a.node(Kind::Global)?;
     p.global(top)?;
@@ -44,13 +46,14 @@ pub(crate) fn parse_symbol(a: &mut Arena, input: &[u8]) -> Option<NodeId> {
     Some(top)
 }
 
-pub(crate) fn parse_type_symbol(a: &mut Arena, input: &[u8]) -> Option<NodeId> {
+pub(crate) fn parse_type_symbol(a: &mut Arena, input: &[u8], stack_base: usize) -> Option<NodeId> {
     let mut p = Old {
         a,
         s: input,
         pos: 0,
         subs: Vec::new(),
         depth: 0,
+        stack_base,
     };
     let t = p.ty()?;
     if p.pos != p.s.len() {
@@ -94,7 +97,9 @@ impl Old<'_> {
     }
     fn enter(&mut self) -> Option<()> {
         self.depth += 1;
-        if self.depth > MAX_DEPTH {
+        if self.depth > MAX_DEPTH
+            || self.stack_base.abs_diff(crate::stack_position()) > crate::STACK_BUDGET
+        {
             None
         } else {
             Some(())

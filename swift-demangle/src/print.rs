@@ -135,6 +135,8 @@ pub(crate) struct Printer<'a> {
     spec_prefix_printed: bool,
     /// Nested demangling of specialization payloads.
     pub nesting: u32,
+    /// Stack position when demangling started (see `STACK_BUDGET`).
+    pub stack_base: usize,
 }
 
 type R = Option<NodeId>;
@@ -150,6 +152,7 @@ impl<'a> Printer<'a> {
             invalid: false,
             spec_prefix_printed: false,
             nesting: 0,
+            stack_base: crate::stack_position(),
         }
     }
 
@@ -1088,7 +1091,11 @@ impl<'a> Printer<'a> {
     /// The big switch. Returns a context still to be printed in postfix form.
     pub fn print(&mut self, n: NodeId, depth: u32, as_prefix: bool) -> R {
         self.steps += 1;
-        if depth > MAX_DEPTH || self.steps > 200_000 || self.invalid {
+        if depth > MAX_DEPTH
+            || self.steps > 200_000
+            || self.invalid
+            || self.stack_base.abs_diff(crate::stack_position()) > crate::STACK_BUDGET
+        {
             self.invalid = true;
             return None;
         }

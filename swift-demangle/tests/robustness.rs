@@ -220,3 +220,28 @@ fn deep_nesting_and_long_inputs_are_bounded() {
     let huge = "x".repeat(1 << 20);
     assert_eq!(demangle(&huge, &opts), None);
 }
+
+#[test]
+fn deep_trees_fit_a_small_thread_stack() {
+    // Profilers demangle on worker threads; the depth limits must keep even a
+    // debug build within a modest stack.
+    let handle = std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(|| {
+            let opts = Options::default();
+            for n in [50usize, 100, 150, 190, 250, 1000] {
+                let optional = format!("$sSi{}D", "Sg".repeat(n));
+                let _ = demangle(&optional, &opts);
+                let tuple = format!("$sSi{}D", "_t".repeat(n));
+                let _ = demangle(&tuple, &opts);
+                let func = format!("$sSi{}D", "yc".repeat(n));
+                let _ = demangle(&func, &opts);
+                let old = format!("_Tt{}Si{}", "GSq".repeat(n), "_".repeat(n));
+                let _ = demangle(&old, &opts);
+                let old_fn = format!("_Tt{}Si{}", "FT_".repeat(n), "".repeat(n));
+                let _ = demangle(&old_fn, &opts);
+            }
+        })
+        .unwrap();
+    handle.join().expect("no stack overflow");
+}
