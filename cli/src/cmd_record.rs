@@ -134,6 +134,8 @@ impl TargetArgs {
 }
 
 /// Runs the chosen backend; `None` when `--dry-run` printed what it would do.
+// `DtraceSource::default()`: it is a unit struct today, and may grow options.
+#[allow(clippy::default_constructed_unit_structs)]
 fn run_backend(
     args: &TargetArgs,
     target: &Target,
@@ -152,7 +154,11 @@ fn run_backend(
         b => {
             eprintln!(
                 "allocflame: backend {} (--backend)",
-                if b == BackendArg::Perf { "perf" } else { "dtrace" }
+                if b == BackendArg::Perf {
+                    "perf"
+                } else {
+                    "dtrace"
+                }
             );
             b
         }
@@ -184,12 +190,13 @@ fn run_backend(
         })
     });
     let result = match backend {
-        BackendArg::Dtrace => allocflame_backend_dtrace::DtraceSource::default().record(target, options, sink),
+        BackendArg::Dtrace => {
+            allocflame_backend_dtrace::DtraceSource::default().record(target, options, sink)
+        }
         _ => PerfSource {
             progress: Some(progress),
             stack_bytes: args.stack_bytes,
             buffer_bytes: args.buffer_kib.map(|k| k << 10),
-            ..PerfSource::default()
         }
         .record(target, options, sink),
     };
@@ -276,11 +283,17 @@ pub fn run_count(args: CountArgs) -> anyhow::Result<ExitCode> {
         notes: report.notes.clone(),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&out).context("JSON output")?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).context("JSON output")?
+        );
     } else {
         println!("{:<28} {:>14} {:>16}", "function", "calls", "bytes");
         for (name, v) in &out.probes {
-            let (c, b) = (v["count"].as_u64().unwrap_or(0), v["bytes"].as_u64().unwrap_or(0));
+            let (c, b) = (
+                v["count"].as_u64().unwrap_or(0),
+                v["bytes"].as_u64().unwrap_or(0),
+            );
             if c > 0 {
                 println!("{name:<28} {c:>14} {b:>16}");
             }
@@ -289,7 +302,11 @@ pub fn run_count(args: CountArgs) -> anyhow::Result<ExitCode> {
         println!(
             "lost: {}{}",
             report.lost,
-            if report.lost == 0 { " (exact)" } else { " (counts are short by that much)" }
+            if report.lost == 0 {
+                " (exact)"
+            } else {
+                " (counts are short by that much)"
+            }
         );
     }
     Ok(ExitCode::SUCCESS)

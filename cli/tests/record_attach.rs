@@ -18,10 +18,7 @@ struct Target {
 impl Target {
     fn start(dir: &TempDir) -> Target {
         let prog = build_c(dir, "wait_loop.c");
-        let mut child = Command::new(&prog)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = Command::new(&prog).stdout(Stdio::piped()).spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
@@ -56,13 +53,24 @@ fn attach_records_for_the_duration_and_leaves_the_target_running() {
     let target = Target::start(&dir);
     let folded = dir.join("a.folded");
     let out = Command::new(bin())
-        .args(["record", "-p", &target.pid.to_string(), "--duration", "1", "-o"])
+        .args([
+            "record",
+            "-p",
+            &target.pid.to_string(),
+            "--duration",
+            "1",
+            "-o",
+        ])
         .arg(dir.join("a.svg"))
         .arg("--folded")
         .arg(&folded)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(&folded).unwrap();
     let n: u64 = text
         .lines()
@@ -84,7 +92,14 @@ fn a_killed_allocflame_leaves_no_probe_and_no_stopped_target() {
     let dir = TempDir::new("kill");
     let target = Target::start(&dir);
     let mut rec = Command::new(bin())
-        .args(["record", "-p", &target.pid.to_string(), "--duration", "60", "-o"])
+        .args([
+            "record",
+            "-p",
+            &target.pid.to_string(),
+            "--duration",
+            "60",
+            "-o",
+        ])
         .arg(dir.join("k.svg"))
         .stderr(Stdio::null())
         .spawn()
@@ -94,10 +109,16 @@ fn a_killed_allocflame_leaves_no_probe_and_no_stopped_target() {
     let tracer = tracer_pid(target.pid).unwrap_or(0);
     let tgid = std::fs::read_to_string(format!("/proc/{tracer}/status"))
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Tgid:").map(|v| v.trim().to_owned())));
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Tgid:").map(|v| v.trim().to_owned()))
+        });
     assert_eq!(tgid, Some(rec.id().to_string()), "tracer {tracer}");
     let (live, file) = malloc_first_bytes(target.pid).expect("read malloc's first byte");
-    assert_eq!(live, 0xcc, "the uprobe on malloc should be in place while recording");
+    assert_eq!(
+        live, 0xcc,
+        "the uprobe on malloc should be in place while recording"
+    );
     assert_ne!(file, 0xcc);
     rec.kill().unwrap(); // SIGKILL
     rec.wait().unwrap();

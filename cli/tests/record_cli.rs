@@ -33,11 +33,13 @@ fn record_writes_svg_folded_and_json_with_exact_counts() {
     assert_eq!(json["allocations"], 20000 + 5000 + 2000 + 2000, "{json}");
     let text = std::fs::read_to_string(&folded).unwrap();
     assert!(
-        text.lines().any(|l| l.ends_with("main;level1;level2;malloc 20000")),
+        text.lines()
+            .any(|l| l.ends_with("main;level1;level2;malloc 20000")),
         "{text}"
     );
     assert!(
-        text.lines().any(|l| l.ends_with("main;grow_from_null;realloc 2000")),
+        text.lines()
+            .any(|l| l.ends_with("main;grow_from_null;realloc 2000")),
         "{text}"
     );
     let svg_text = std::fs::read_to_string(&svg).unwrap();
@@ -55,14 +57,20 @@ fn record_writes_svg_folded_and_json_with_exact_counts() {
         .arg("1000")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(&bytes).unwrap();
     assert!(
-        text.lines().any(|l| l.ends_with("main;level1;level2;malloc 16000")),
+        text.lines()
+            .any(|l| l.ends_with("main;level1;level2;malloc 16000")),
         "{text}"
     );
     assert!(
-        text.lines().any(|l| l.ends_with("main;make_aligned;posix_memalign 10000")),
+        text.lines()
+            .any(|l| l.ends_with("main;make_aligned;posix_memalign 10000")),
         "{text}"
     );
 }
@@ -80,7 +88,11 @@ fn count_prints_probes_json() {
         .args(["4000", "realloc"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["probes"]["malloc"]["count"], 4000, "{json}");
     assert_eq!(json["probes"]["malloc"]["bytes"], 16 * 4000, "{json}");
@@ -102,11 +114,20 @@ fn errors_are_clear() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("/nonexistent/prog: program not found"), "{err}");
+    assert!(
+        err.contains("/nonexistent/prog: program not found"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 
     let out = Command::new(bin())
-        .args(["record", "--probe", "libc:no_such_alloc_fn:0", "--", "/bin/true"])
+        .args([
+            "record",
+            "--probe",
+            "libc:no_such_alloc_fn:0",
+            "--",
+            "/bin/true",
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -134,17 +155,31 @@ fn without_permission_the_message_says_what_to_do() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("permission denied"), "{err}");
-    assert!(err.contains("sudo") && err.contains("perf_event_paranoid"), "{err}");
+    assert!(
+        err.contains("sudo") && err.contains("perf_event_paranoid"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]
 fn dtrace_backend_dry_run_and_linux_message() {
     let out = Command::new(bin())
-        .args(["record", "--backend", "dtrace", "--dry-run", "--", "/bin/true"])
+        .args([
+            "record",
+            "--backend",
+            "dtrace",
+            "--dry-run",
+            "--",
+            "/bin/true",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!out.stdout.is_empty());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("backend dtrace (--backend)"), "{err}");

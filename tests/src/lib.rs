@@ -54,7 +54,11 @@ pub fn programs_dir() -> PathBuf {
 
 fn compile(cmd: &mut Command, out: &Path) -> PathBuf {
     let status = cmd.status().expect("run the compiler");
-    assert!(status.success(), "compiling {} failed: {cmd:?}", out.display());
+    assert!(
+        status.success(),
+        "compiling {} failed: {cmd:?}",
+        out.display()
+    );
     out.to_path_buf()
 }
 
@@ -128,7 +132,10 @@ impl Run {
     pub fn weight_ending(&self, suffix: &str) -> Weight {
         self.lines
             .iter()
-            .filter(|(l, _)| l.ends_with(suffix) && (l.len() == suffix.len() || l[..l.len() - suffix.len()].ends_with(';')))
+            .filter(|(l, _)| {
+                l.ends_with(suffix)
+                    && (l.len() == suffix.len() || l[..l.len() - suffix.len()].ends_with(';'))
+            })
             .fold(Weight::default(), |a, (_, w)| a + *w)
     }
 
@@ -157,7 +164,10 @@ impl Run {
 
 /// Records `argv` with the perf backend and default options.
 pub fn record_perf(argv: &[&str]) -> Result<Run> {
-    record_with(&Target::spawn(argv.iter().copied()), RecordOptions::default())
+    record_with(
+        &Target::spawn(argv.iter().copied()),
+        RecordOptions::default(),
+    )
 }
 
 /// Records `target` with the perf backend and `options`.

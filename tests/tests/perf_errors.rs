@@ -28,14 +28,19 @@ fn a_library_without_the_probed_function_is_named() {
         return;
     }
     let mut options = RecordOptions::default();
-    options
-        .probes
-        .push("libc:allocflame_no_such_function:0".parse::<Probe>().unwrap());
+    options.probes.push(
+        "libc:allocflame_no_such_function:0"
+            .parse::<Probe>()
+            .unwrap(),
+    );
     let err = record_with(&Target::spawn(["/bin/true"]), options)
         .err()
         .expect("must fail");
     let msg = err.to_string();
-    assert!(msg.contains("has no function `allocflame_no_such_function`"), "{msg}");
+    assert!(
+        msg.contains("has no function `allocflame_no_such_function`"),
+        "{msg}"
+    );
     assert!(msg.contains("nm -D"), "{msg}");
 }
 
@@ -50,11 +55,19 @@ fn a_target_that_dies_keeps_what_was_recorded() {
     assert_eq!(run.report.exit_code, Some(128 + 6), "{:?}", run.report);
     assert!(run.report.interrupted);
     assert!(
-        run.report.notes.iter().any(|n| n.contains("killed by signal 6")),
+        run.report
+            .notes
+            .iter()
+            .any(|n| n.contains("killed by signal 6")),
         "{:?}",
         run.report.notes
     );
-    assert_eq!(run.count_ending("main;use_plain;malloc"), 500, "{}", run.dump());
+    assert_eq!(
+        run.count_ending("main;use_plain;malloc"),
+        500,
+        "{}",
+        run.dump()
+    );
 }
 
 #[test]

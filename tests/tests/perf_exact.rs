@@ -33,7 +33,10 @@ fn a_million_mallocs_are_counted_exactly_on_their_stacks() {
     for (line, _) in &run.lines {
         assert!(line.starts_with("alloc_counts;"), "{line}");
         assert!(!line.contains("[unknown"), "{line}");
-        assert!(!line.contains("alloc_counts+0x"), "unsymbolized frame: {line}");
+        assert!(
+            !line.contains("alloc_counts+0x"),
+            "unsymbolized frame: {line}"
+        );
     }
     let total: u64 = run.report.per_probe.iter().map(|w| w.allocs).sum();
     assert_eq!(total, n + n / 4 + n / 10 + n / 10, "{:?}", run.report);

@@ -35,7 +35,9 @@ fn threads_forks_and_execs_are_recorded_as_their_own_roots() {
     let child: u64 = run
         .lines
         .iter()
-        .filter(|(l, _)| l.starts_with("threads_fork_ex [child];") && l.ends_with(";main;child_work;malloc"))
+        .filter(|(l, _)| {
+            l.starts_with("threads_fork_ex [child];") && l.ends_with(";main;child_work;malloc")
+        })
         .map(|(_, w)| w.allocs)
         .sum();
     assert_eq!(child, k, "{dump}");
@@ -43,7 +45,9 @@ fn threads_forks_and_execs_are_recorded_as_their_own_roots() {
     let exec: u64 = run
         .lines
         .iter()
-        .filter(|(l, _)| l.starts_with("alloc_counts;") && l.ends_with(";main;level1;level2;malloc"))
+        .filter(|(l, _)| {
+            l.starts_with("alloc_counts;") && l.ends_with(";main;level1;level2;malloc")
+        })
         .map(|(_, w)| w.allocs)
         .sum();
     assert_eq!(exec, 1000, "{dump}");

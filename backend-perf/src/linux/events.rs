@@ -116,7 +116,13 @@ pub(crate) fn open_uprobe(spec: &EventSpec<'_>, pid: i32, cpu: i32) -> io::Resul
     }
     // SAFETY: `attr` is a fully initialized perf_event_attr and `path` outlives the call.
     let fd = unsafe {
-        sys::perf_event_open(&mut attr, pid, cpu, -1, b::PERF_FLAG_FD_CLOEXEC as libc::c_ulong)
+        sys::perf_event_open(
+            &mut attr,
+            pid,
+            cpu,
+            -1,
+            b::PERF_FLAG_FD_CLOEXEC as libc::c_ulong,
+        )
     };
     if fd < 0 {
         return Err(io::Error::last_os_error());

@@ -113,9 +113,8 @@ fn open_task(
             new_ids.push((id, li));
             match leader {
                 Some(l) => {
-                    events::redirect_output_raw(&fd, l).map_err(|e| {
-                        Error::Backend(format!("PERF_EVENT_IOC_SET_OUTPUT: {e}"))
-                    })?;
+                    events::redirect_output_raw(&fd, l)
+                        .map_err(|e| Error::Backend(format!("PERF_EVENT_IOC_SET_OUTPUT: {e}")))?;
                 }
                 None => {
                     let dup = fd.try_clone().map_err(|e| Error::Backend(e.to_string()))?;
@@ -153,9 +152,8 @@ fn open_task(
     Ok(TaskEvents { _fds: fds })
 }
 
-const PTRACE_OPTIONS: libc::c_int = libc::PTRACE_O_TRACECLONE
-    | libc::PTRACE_O_TRACEFORK
-    | libc::PTRACE_O_TRACEVFORK;
+const PTRACE_OPTIONS: libc::c_int =
+    libc::PTRACE_O_TRACECLONE | libc::PTRACE_O_TRACEFORK | libc::PTRACE_O_TRACEVFORK;
 
 fn seize(tid: i32) -> std::io::Result<()> {
     // SAFETY: plain ptrace request on a task id.
@@ -231,8 +229,23 @@ pub(crate) fn tracer_thread(
             };
             main_pid = child.pid;
             let opened = seize(child.pid)
-                .map_err(|e| open_error(e, format!("ptrace(PTRACE_SEIZE) of pid {}", child.pid), child.pid))
-                .and_then(|_| open_task(&params, child.pid, None, &shared.ids, &mut rings, &mut notes));
+                .map_err(|e| {
+                    open_error(
+                        e,
+                        format!("ptrace(PTRACE_SEIZE) of pid {}", child.pid),
+                        child.pid,
+                    )
+                })
+                .and_then(|_| {
+                    open_task(
+                        &params,
+                        child.pid,
+                        None,
+                        &shared.ids,
+                        &mut rings,
+                        &mut notes,
+                    )
+                });
             match opened {
                 Ok(ev) => {
                     tasks.insert(child.pid, ev);
@@ -256,7 +269,10 @@ pub(crate) fn tracer_thread(
             // Threads started while we seize are caught by another look: a seized thread's
             // later clones stop for us.
             for _ in 0..10 {
-                let new: Vec<i32> = tids_of(pid).into_iter().filter(|t| !seen.contains(t)).collect();
+                let new: Vec<i32> = tids_of(pid)
+                    .into_iter()
+                    .filter(|t| !seen.contains(t))
+                    .collect();
                 if new.is_empty() {
                     break;
                 }
@@ -266,7 +282,13 @@ pub(crate) fn tracer_thread(
                         if e.raw_os_error() == Some(libc::ESRCH) {
                             continue;
                         }
-                        let _ = ready.send(Err(open_error(e, format!("ptrace(PTRACE_SEIZE) of pid {pid} (to follow its new threads)"), tid)));
+                        let _ = ready.send(Err(open_error(
+                            e,
+                            format!(
+                                "ptrace(PTRACE_SEIZE) of pid {pid} (to follow its new threads)"
+                            ),
+                            tid,
+                        )));
                         return;
                     }
                     let leaders: Vec<(i32, RawFd)> = leaders_of(&params, &rings);
@@ -293,7 +315,12 @@ pub(crate) fn tracer_thread(
     }
     follow(&params, &leaders, &shared, &mut tasks, spawned);
     if let Some(pid) = spawned {
-        if shared.main_exit.lock().map(|e| e.is_none()).unwrap_or(false) {
+        if shared
+            .main_exit
+            .lock()
+            .map(|e| e.is_none())
+            .unwrap_or(false)
+        {
             // Stopped early: the program does not outlive its recording.
             let code = stop_child(pid);
             if let Ok(mut e) = shared.main_exit.lock() {
@@ -334,10 +361,18 @@ fn wait_main(pid: i32, block: bool) -> Option<i32> {
         let mut status = 0;
         // SAFETY: waiting for our own (traced) child.
         let r = unsafe {
-            libc::waitpid(pid, &mut status, libc::__WALL | if block { 0 } else { libc::WNOHANG })
+            libc::waitpid(
+                pid,
+                &mut status,
+                libc::__WALL | if block { 0 } else { libc::WNOHANG },
+            )
         };
         if r <= 0 {
-            return if r < 0 { Some(128 + libc::SIGKILL) } else { None };
+            return if r < 0 {
+                Some(128 + libc::SIGKILL)
+            } else {
+                None
+            };
         }
         if libc::WIFEXITED(status) {
             return Some(libc::WEXITSTATUS(status));
@@ -415,14 +450,24 @@ fn follow(
         let sig = libc::WSTOPSIG(status);
         let event = status >> 16;
         if event == libc::PTRACE_EVENT_STOP {
-            if matches!(sig, libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU) {
+            if matches!(
+                sig,
+                libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+            ) {
                 // A group stop (the user stopped the program): keep it stopped, as without us.
                 ptrace_cont(libc::PTRACE_LISTEN as libc::c_uint, tid, 0);
                 continue;
             }
             // A new task's first stop: give it events, then let it run.
             if let std::collections::hash_map::Entry::Vacant(v) = tasks.entry(tid) {
-                match open_task(params, tid, Some(leaders), &shared.ids, &mut rings, &mut notes) {
+                match open_task(
+                    params,
+                    tid,
+                    Some(leaders),
+                    &shared.ids,
+                    &mut rings,
+                    &mut notes,
+                ) {
                     Ok(ev) => {
                         v.insert(ev);
                     }

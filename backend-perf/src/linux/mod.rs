@@ -95,7 +95,11 @@ pub(crate) fn record(
         0
     };
     let builtin = catalog(Platform::current());
-    let user_probe: Vec<bool> = options.probes.iter().map(|p| !builtin.contains(p)).collect();
+    let user_probe: Vec<bool> = options
+        .probes
+        .iter()
+        .map(|p| !builtin.contains(p))
+        .collect();
 
     let (start, pid_hint, comm, deadline) = match target {
         Target::Spawn { argv } => {
@@ -166,10 +170,19 @@ pub(crate) fn record(
         }
         Err(_) => {
             let _ = tracer_thread.join();
-            return Err(Error::Backend("the tracer thread ended unexpectedly".into()));
+            return Err(Error::Backend(
+                "the tracer thread ended unexpectedly".into(),
+            ));
         }
     };
-    let mut tracer = Tracer::new(options, locs, shared.clone(), main_pid, comm, max_callchain > 0);
+    let mut tracer = Tracer::new(
+        options,
+        locs,
+        shared.clone(),
+        main_pid,
+        comm,
+        max_callchain > 0,
+    );
     tracer.progress = source.progress.clone();
     let attach = pid_hint.is_some();
     if attach {
@@ -236,7 +249,7 @@ fn run_loop(
             revents: 0,
         })
         .collect();
-    let interrupted = loop {
+    loop {
         let finished = done();
         let stop = options.stop.load(Ordering::Relaxed);
         // Everything stamped before now is already in the buffers (a thread's next record
@@ -248,6 +261,5 @@ fn run_loop(
         }
         // SAFETY: polling fds we own.
         unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, 5) };
-    };
-    interrupted
+    }
 }

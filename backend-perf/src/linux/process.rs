@@ -41,7 +41,13 @@ impl FileUnwindInfo {
         let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
         let obj = object::File::parse(&map[..]).ok()?;
         let mut sections = FxHashMap::default();
-        for name in [".text", ".eh_frame", ".eh_frame_hdr", ".got", ".debug_frame"] {
+        for name in [
+            ".text",
+            ".eh_frame",
+            ".eh_frame_hdr",
+            ".got",
+            ".debug_frame",
+        ] {
             if let Some(s) = obj.section_by_name(name) {
                 let svma = s.address()..s.address() + s.size();
                 let file_range = s

@@ -33,7 +33,9 @@ fn matches_library(file_name: &str, lib: &str) -> bool {
 pub(crate) fn find_library(lib: &str, pid: Option<u32>) -> Option<PathBuf> {
     if lib.contains('/') {
         let p = Path::new(lib);
-        return p.exists().then(|| p.canonicalize().unwrap_or_else(|_| p.into()));
+        return p
+            .exists()
+            .then(|| p.canonicalize().unwrap_or_else(|_| p.into()));
     }
     let maps_of = |who: String| -> Option<PathBuf> {
         let text = std::fs::read_to_string(format!("/proc/{who}/maps")).ok()?;
@@ -49,13 +51,18 @@ pub(crate) fn find_library(lib: &str, pid: Option<u32>) -> Option<PathBuf> {
     if let Some(p) = maps_of("self".into()) {
         return Some(p);
     }
-    let out = std::process::Command::new("ldconfig").arg("-p").output().ok()?;
-    String::from_utf8_lossy(&out.stdout).lines().find_map(|line| {
-        let (name, path) = line.trim().split_once(" => ")?;
-        let name = name.split_whitespace().next()?;
-        (matches_library(name, lib) && !line.contains("x32") && !line.contains("i386"))
-            .then(|| PathBuf::from(path.trim()))
-    })
+    let out = std::process::Command::new("ldconfig")
+        .arg("-p")
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|line| {
+            let (name, path) = line.trim().split_once(" => ")?;
+            let name = name.split_whitespace().next()?;
+            (matches_library(name, lib) && !line.contains("x32") && !line.contains("i386"))
+                .then(|| PathBuf::from(path.trim()))
+        })
 }
 
 /// Locates every probe. Probes of the built-in catalog that a library lacks are skipped with a
@@ -87,7 +94,10 @@ pub(crate) fn locate(
         let found = inspector
             .lookup(&Source::Elf(src), &[probe.function.as_str()])
             .map_err(|e| Error::Backend(format!("{}: cannot read symbols: {e}", path.display())))?;
-        let sym = found.into_iter().flatten().find(|s| s.file_offset.is_some());
+        let sym = found
+            .into_iter()
+            .flatten()
+            .find(|s| s.file_offset.is_some());
         let Some(sym) = sym else {
             let msg = format!(
                 "probe {probe}: {} has no function `{}` (check the name with `nm -D {}`)",
@@ -103,7 +113,10 @@ pub(crate) fn locate(
         };
         let offset = sym.file_offset.unwrap_or(0);
         let size = sym.size.unwrap_or(0) as u64;
-        match out.iter_mut().find(|l| l.path == path && l.offset == offset) {
+        match out
+            .iter_mut()
+            .find(|l| l.path == path && l.offset == offset)
+        {
             Some(l) => {
                 notes.push(format!(
                     "{} is an alias of {} in {}: its calls are counted as {}",

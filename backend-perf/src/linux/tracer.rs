@@ -13,8 +13,8 @@ use perf_event_open_sys::bindings as b;
 use rustc_hash::FxHashMap;
 
 use super::events::{record_time, regs, u32_at, u64_at, Ring};
-use super::process::{read_proc_maps, Files, Mapping, NormFrame, Process};
 use super::follow::Shared;
+use super::process::{read_proc_maps, Files, Mapping, NormFrame, Process};
 use super::resolve::Location;
 
 /// The last probe hit of a thread, to recognize a probed function that tail-calls another
@@ -168,7 +168,7 @@ impl<'a> Tracer<'a> {
             for (i, r) in rings.iter_mut().enumerate() {
                 if let Some(rec) = r.peek() {
                     let t = record_time(rec);
-                    if t < until && best.is_none_or(|(_, bt)| t < bt) {
+                    if t < until && best.map_or(true, |(_, bt)| t < bt) {
                         best = Some((i, t));
                     }
                 }
@@ -406,13 +406,17 @@ impl<'a> Tracer<'a> {
             for (frames, weight) in map {
                 let mut raw = Vec::with_capacity(frames.len() + 1);
                 raw.push(leaf.clone());
-                raw.extend(frames.iter().map(|f| match self.files.paths.get(f.file as usize) {
-                    Some(path) => RawFrame::File {
-                        path: path.clone(),
-                        offset: f.offset,
-                    },
-                    None => RawFrame::Address(f.offset),
-                }));
+                raw.extend(
+                    frames
+                        .iter()
+                        .map(|f| match self.files.paths.get(f.file as usize) {
+                            Some(path) => RawFrame::File {
+                                path: path.clone(),
+                                offset: f.offset,
+                            },
+                            None => RawFrame::Address(f.offset),
+                        }),
+                );
                 sink.add(RawStack {
                     pid,
                     comm: comm.clone(),
@@ -432,7 +436,10 @@ impl<'a> Tracer<'a> {
         report.lost = self.lost + self.unknown;
         if self.unknown > 0 {
             sink.lost(self.unknown);
-            report.notes.push(format!("{} samples of unknown events were dropped", self.unknown));
+            report.notes.push(format!(
+                "{} samples of unknown events were dropped",
+                self.unknown
+            ));
         }
         report.per_probe = self.per_probe;
         if self.nested > 0 {

@@ -52,7 +52,10 @@ pub fn build_c(dir: &TempDir, source: &str) -> PathBuf {
 pub fn uprobes_available() -> bool {
     let pmu = Path::new("/sys/bus/event_source/devices/uprobe/type").exists();
     let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+        })
         .unwrap_or(false);
     if !(pmu && root) {
         let why = format!("uprobe PMU: {pmu}, root: {root}");
@@ -68,7 +71,12 @@ pub fn uprobes_available() -> bool {
 /// The state letter of /proc/PID/stat (R, S, T, t, Z…).
 pub fn proc_state(pid: u32) -> Option<char> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    s.rsplit_once(')')?.1.split_whitespace().next()?.chars().next()
+    s.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
 }
 
 /// The TracerPid of /proc/PID/status.
@@ -113,7 +121,10 @@ pub fn malloc_first_bytes(pid: u32) -> Option<(u8, u8)> {
         let pgoff = u64::from_str_radix(f[2], 16).ok()?;
         Some((start, pgoff, f[5].to_owned()))
     })?;
-    let nm = Command::new("nm").args(["-D", "--defined-only", &path]).output().ok()?;
+    let nm = Command::new("nm")
+        .args(["-D", "--defined-only", &path])
+        .output()
+        .ok()?;
     let off = String::from_utf8_lossy(&nm.stdout).lines().find_map(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
         (f.len() == 3 && f[2].starts_with("malloc@")).then(|| u64::from_str_radix(f[0], 16).ok())?
