@@ -16,8 +16,10 @@ pub struct DemangleArgs {
 /// Runs `allocflame demangle`: every mangled Swift, C++ or Rust name in each line of stdin is
 /// replaced; everything else is copied unchanged.
 pub fn run(args: DemangleArgs) -> anyhow::Result<ExitCode> {
+    // Like c++filt, the filter prints C++ parameter lists.
     let options = DemangleOptions {
         simplified: args.simplified,
+        cpp_parameters: true,
     };
     let stdin = std::io::stdin();
     let interactive = stdin.is_terminal();

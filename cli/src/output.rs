@@ -62,7 +62,7 @@ pub struct OutputArgs {
     /// Leave mangled names as they are.
     #[arg(long)]
     pub no_demangle: bool,
-    /// Print Swift names in full (as `swift demangle`), not simplified.
+    /// Print names in full: Swift as `swift demangle` (not simplified), C++ with parameter lists.
     #[arg(long)]
     pub full_names: bool,
     /// How many functions the summary lists.
@@ -95,6 +95,7 @@ impl OutputArgs {
                 &profile,
                 &DemangleOptions {
                     simplified: !self.full_names,
+                    cpp_parameters: self.full_names,
                 },
             )
         };

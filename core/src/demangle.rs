@@ -15,11 +15,27 @@ use crate::profile::Profile;
 pub struct DemangleOptions {
     /// Print Swift names the way `swift demangle --simplified` does. Default is `true`.
     pub simplified: bool,
+    /// Print C++ parameter lists and return types (`f(int, char const*)` rather than `f`),
+    /// as `c++filt` does. Default is `false`: flame graph frames stay short, as perf prints them.
+    pub cpp_parameters: bool,
 }
 
 impl Default for DemangleOptions {
     fn default() -> Self {
-        DemangleOptions { simplified: true }
+        DemangleOptions {
+            simplified: true,
+            cpp_parameters: false,
+        }
+    }
+}
+
+impl DemangleOptions {
+    /// Everything in full: Swift as `swift demangle`, C++ as `c++filt`.
+    pub fn full() -> Self {
+        DemangleOptions {
+            simplified: false,
+            cpp_parameters: true,
+        }
     }
 }
 
@@ -60,11 +76,11 @@ pub fn demangle_symbol(name: &str, options: &DemangleOptions) -> Option<String> 
         }
     }
     if name.starts_with("_Z") {
-        return demangle_cpp(name);
+        return demangle_cpp(name, options);
     }
     if let Some(rest) = name.strip_prefix('_') {
         if rest.starts_with("_Z") {
-            return demangle_cpp(rest);
+            return demangle_cpp(rest, options);
         }
     }
     None
@@ -107,13 +123,16 @@ impl fmt::Write for Capped {
     }
 }
 
-fn demangle_cpp(name: &str) -> Option<String> {
+fn demangle_cpp(name: &str, options: &DemangleOptions) -> Option<String> {
     // cpp_demangle bounds its recursion with these limits (its documented defaults, safe
     // even in a debug build) and our writer bounds the output. `catch_unwind` is a last resort: cpp_demangle has had panics on
     // fuzzed input in the past, and one odd symbol in a profile must not take the profiler
     // down. It does not help against stack overflow, which the limits prevent.
     let parse = cpp_demangle::ParseOptions::default().recursion_limit(96);
-    let opts = cpp_demangle::DemangleOptions::new().recursion_limit(128);
+    let mut opts = cpp_demangle::DemangleOptions::new().recursion_limit(128);
+    if !options.cpp_parameters {
+        opts = opts.no_params().no_return_type();
+    }
     std::panic::catch_unwind(|| {
         let sym = cpp_demangle::Symbol::new_with_options(name.as_bytes(), &parse).ok()?;
         let mut w = Capped {
@@ -221,7 +240,7 @@ mod tests {
     use super::*;
 
     fn full() -> DemangleOptions {
-        DemangleOptions { simplified: false }
+        DemangleOptions::full()
     }
 
     #[test]
@@ -322,5 +341,13 @@ mod tests {
             let _ = demangle_text(&s, &o);
             let _ = demangle_symbol(&s, &o);
         }
+    }
+
+    #[test]
+    fn cpp_parameters_only_when_asked() {
+        let short = demangle_symbol("_ZN3foo3barEic", &DemangleOptions::default());
+        assert_eq!(short.as_deref(), Some("foo::bar"));
+        let long = demangle_symbol("_ZN3foo3barEic", &DemangleOptions::full());
+        assert_eq!(long.as_deref(), Some("foo::bar(int, char)"));
     }
 }
