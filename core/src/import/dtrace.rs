@@ -146,6 +146,12 @@ pub fn parse(text: &str, file: &str, options: &DtraceOptions) -> Result<Profile>
         Default::default()
     };
     for (frames, values) in &all {
+        // `scan` hands over records with at least one value; a record without any carries no
+        // count and is skipped rather than trusted.
+        let Some(&allocs) = values.first() else {
+            profile.skipped += 1;
+            continue;
+        };
         if !probed.is_empty()
             && frames
                 .iter()
@@ -184,7 +190,7 @@ pub fn parse(text: &str, file: &str, options: &DtraceOptions) -> Result<Profile>
         if bytes.is_some() {
             with_bytes += 1;
         }
-        profile.add_ids(ids.as_slice(), Weight::new(values[0], bytes.unwrap_or(0)));
+        profile.add_ids(ids.as_slice(), Weight::new(allocs, bytes.unwrap_or(0)));
     }
     profile.bytes_known = records > 0 && with_bytes == records;
     profile.lost = drops(text);
@@ -306,8 +312,7 @@ fn scan<'t>(text: &'t str, file: &str, mut record: impl FnMut(&[&'t str], &[u64]
                     group_start = lineno;
                 }
                 frames.push(f);
-                if let Some(cut) = vals {
-                    parse_values(&t[cut..], &mut values);
+                if vals.is_some_and(|cut| parse_values(&t[cut..], &mut values)) {
                     end_record(
                         &mut frames,
                         &values,
