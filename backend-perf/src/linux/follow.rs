@@ -212,7 +212,7 @@ pub(crate) fn tracer_thread(
     params: EventParams,
     shared: Arc<Shared>,
     ready: std::sync::mpsc::Sender<Result<(Vec<Ring>, u32)>>,
-) {
+) -> Option<std::thread::JoinHandle<()>> {
     let mut notes = Vec::new();
     let mut rings = Vec::new();
     let mut tasks: FxHashMap<i32, TaskEvents> = FxHashMap::default();
@@ -224,7 +224,7 @@ pub(crate) fn tracer_thread(
                 Ok(c) => c,
                 Err(e) => {
                     let _ = ready.send(Err(e));
-                    return;
+                    return None;
                 }
             };
             main_pid = child.pid;
@@ -253,13 +253,13 @@ pub(crate) fn tracer_thread(
                 Err(e) => {
                     child.abandon();
                     let _ = ready.send(Err(e));
-                    return;
+                    return None;
                 }
             }
             if let Err(e) = child.release(&program) {
                 spawn::try_wait(child.pid, true);
                 let _ = ready.send(Err(e));
-                return;
+                return None;
             }
             spawned = Some(child.pid);
         }
@@ -289,7 +289,7 @@ pub(crate) fn tracer_thread(
                             ),
                             tid,
                         )));
-                        return;
+                        return None;
                     }
                     let leaders: Vec<(i32, RawFd)> = leaders_of(&params, &rings);
                     let l = (!rings.is_empty()).then_some(&leaders[..]);
@@ -299,7 +299,7 @@ pub(crate) fn tracer_thread(
                         }
                         Err(e) => {
                             let _ = ready.send(Err(e));
-                            return;
+                            return None;
                         }
                     }
                 }
@@ -307,13 +307,27 @@ pub(crate) fn tracer_thread(
         }
     }
     let leaders = leaders_of(&params, &rings);
+    // New tasks wait for this thread: as root, run it ahead of ordinary processes.
+    // SAFETY: setpriority on our own thread id; failing is harmless.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, -10);
+    }
     if let Ok(mut n) = shared.notes.lock() {
         n.extend(notes.drain(..));
     }
     if ready.send(Ok((rings, main_pid as u32))).is_err() {
-        return;
+        return None;
     }
-    follow(&params, &leaders, &shared, &mut tasks, spawned);
+    let mut graveyard = Vec::new();
+    follow(
+        &params,
+        &leaders,
+        &shared,
+        &mut tasks,
+        spawned,
+        &mut graveyard,
+    );
     if let Some(pid) = spawned {
         if shared
             .main_exit
@@ -328,7 +342,13 @@ pub(crate) fn tracer_thread(
             }
         }
     }
-    // Returning ends this thread: the kernel detaches every remaining tracee.
+    for (_, ev) in tasks.drain() {
+        graveyard.extend(ev._fds);
+    }
+    let closer = std::thread::spawn(move || drop(graveyard));
+    // Returning ends this thread: the kernel detaches every remaining tracee at once, while the
+    // closer thread (joined by the caller) still releases the probes.
+    Some(closer)
 }
 
 fn leaders_of(params: &EventParams, rings: &[Ring]) -> Vec<(i32, RawFd)> {
@@ -399,6 +419,7 @@ fn follow(
     shared: &Shared,
     tasks: &mut FxHashMap<i32, TaskEvents>,
     spawned: Option<i32>,
+    graveyard: &mut Vec<OwnedFd>,
 ) {
     let mut notes = Vec::new();
     let mut rings = Vec::new();
@@ -426,12 +447,19 @@ fn follow(
         }
         if r < 0 {
             known.swap_remove(next);
-            tasks.remove(&tid);
+            if let Some(ev) = tasks.remove(&tid) {
+                graveyard.extend(ev._fds);
+            }
             continue;
         }
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
             known.swap_remove(next);
-            tasks.remove(&tid);
+            // Closing a uprobe event waits for RCU grace periods (~70 ms here) under a kernel
+            // mutex that opening one also takes: closing now would stall the target's next
+            // thread creation, so the fds are closed after the recording.
+            if let Some(ev) = tasks.remove(&tid) {
+                graveyard.extend(ev._fds);
+            }
             if Some(tid) == spawned {
                 let code = if libc::WIFEXITED(status) {
                     libc::WEXITSTATUS(status)

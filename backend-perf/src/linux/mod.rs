@@ -77,6 +77,16 @@ pub(crate) fn record(
     sink: &mut dyn StackSink,
 ) -> Result<RecordReport> {
     let mut report = RecordReport::new("perf", options.probes.len());
+    let t0 = Instant::now();
+    let timing = std::env::var_os("ALLOCFLAME_TIMING").is_some();
+    let phase = |what: &str| {
+        if timing {
+            eprintln!(
+                "allocflame: timing: {what} at {:.3} s",
+                t0.elapsed().as_secs_f64()
+            );
+        }
+    };
     let pmu = events::uprobe_pmu_type()?;
     let stack_bytes = source
         .stack_bytes
@@ -144,6 +154,7 @@ pub(crate) fn record(
             "none of the probes could be placed (see the notes above)".into(),
         ));
     }
+    phase("probes located");
     raise_fd_limit();
     let params = follow::EventParams {
         pmu,
@@ -175,6 +186,7 @@ pub(crate) fn record(
             ));
         }
     };
+    phase("events open, program started");
     let mut tracer = Tracer::new(
         options,
         locs,
@@ -197,11 +209,17 @@ pub(crate) fn record(
             shared.main_exit.lock().map(|e| e.is_some()).unwrap_or(true)
         }
     });
+    phase("target done");
     shared.quit.store(true, Ordering::Relaxed);
-    let _ = tracer_thread.join();
+    let closer = tracer_thread.join().ok().flatten();
+    phase("ptrace thread done, tracees detached");
     // Records written while the tracer thread wound down (a stopped program's last words).
     tracer.drain(&mut rings, u64::MAX);
     drop(rings);
+    // Every probe is gone when we return (each uprobe event's release takes an RCU wait).
+    if let Some(closer) = closer {
+        let _ = closer.join();
+    }
     if let Ok(mut n) = shared.notes.lock() {
         report.notes.append(&mut n);
     }
@@ -223,6 +241,7 @@ pub(crate) fn record(
         }
     }
     tracer.finish(&mut report, sink);
+    phase("probes released, stacks handed over");
     Ok(report)
 }
 
@@ -260,6 +279,22 @@ fn run_loop(
             break stop && !finished;
         }
         // SAFETY: polling fds we own.
-        unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, 5) };
+        let n = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, 5) };
+        if n > 0
+            && pollfds
+                .iter()
+                .any(|p| p.revents & (libc::POLLHUP | libc::POLLERR) != 0)
+        {
+            // A buffer whose events all ended reports POLLHUP forever: stop polling it, or
+            // this loop would spin and starve the ptrace thread that notices the exit.
+            for p in pollfds.iter_mut() {
+                if p.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+                    p.fd = -1;
+                }
+            }
+        }
+        if pollfds.iter().all(|p| p.fd < 0) {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
     }
 }
