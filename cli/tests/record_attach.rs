@@ -81,6 +81,19 @@ fn attach_records_for_the_duration_and_leaves_the_target_running() {
     assert!(n >= 100, "{text}");
     std::thread::sleep(Duration::from_millis(100));
     target.assert_running_untraced();
+    // The probes are released in the background right after: malloc is restored shortly.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (live, file) = malloc_first_bytes(target.pid).expect("read malloc's first byte");
+        if live == file {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "uprobe still installed after 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

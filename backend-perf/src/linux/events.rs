@@ -331,3 +331,67 @@ pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
         .map(|s| u32::from_ne_bytes(s.try_into().unwrap_or_default()))
         .unwrap_or(0)
 }
+
+/// Releases perf event fds without waiting: a uprobe-PMU event's release waits for RCU grace
+/// periods (~70 ms each, serialized in the kernel), so a short-lived grandchild process takes
+/// over the last references and exits, which closes them in the background. Our own copies
+/// then close at once. The grandchild keeps no other fd (no pipe of ours stays open) and is
+/// reparented to init, so no caller ever sees it as a child. If forking fails, the fds are
+/// closed here, the slow way.
+pub(crate) fn release_in_background(fds: Vec<OwnedFd>, keep_alive: Vec<Ring>) {
+    // The grandchild must hold the *last* references: it waits for EOF on this pipe, which
+    // comes when we have closed our copies.
+    let mut pipe = [-1i32; 2];
+    // SAFETY: pipe2 writes two fds.
+    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return;
+    }
+    let mut raw: Vec<libc::c_uint> = fds
+        .iter()
+        .map(|f| f.as_raw_fd() as libc::c_uint)
+        .chain(
+            keep_alive
+                .iter()
+                .map(|r| r.fd().as_raw_fd() as libc::c_uint),
+        )
+        .chain([pipe[0] as libc::c_uint])
+        .collect();
+    raw.sort_unstable();
+    raw.dedup();
+    // The gaps between our fds, to close in the grandchild (prepared before fork: the child of
+    // a multi-threaded process may only make async-signal-safe calls).
+    let mut gaps: Vec<(libc::c_uint, libc::c_uint)> = Vec::with_capacity(raw.len() + 1);
+    let mut next = 0;
+    for &fd in &raw {
+        if fd > next {
+            gaps.push((next, fd - 1));
+        }
+        next = fd + 1;
+    }
+    gaps.push((next, libc::c_uint::MAX));
+    // SAFETY: fork/_exit/close_range/waitpid only; the children touch nothing else.
+    unsafe {
+        let child = libc::fork();
+        if child == 0 {
+            if libc::fork() == 0 {
+                for &(a, b) in &gaps {
+                    libc::syscall(libc::SYS_close_range, a, b, 0);
+                }
+                let mut byte = 0u8;
+                while libc::read(pipe[0], &mut byte as *mut u8 as *mut libc::c_void, 1) < 0 {}
+                libc::_exit(0);
+            }
+            libc::_exit(0);
+        }
+        if child > 0 {
+            libc::waitpid(child, std::ptr::null_mut(), 0);
+        }
+    }
+    drop(keep_alive);
+    drop(fds);
+    // SAFETY: closing our pipe ends; the write end's close is the grandchild's signal.
+    unsafe {
+        libc::close(pipe[0]);
+        libc::close(pipe[1]);
+    }
+}

@@ -212,7 +212,7 @@ pub(crate) fn tracer_thread(
     params: EventParams,
     shared: Arc<Shared>,
     ready: std::sync::mpsc::Sender<Result<(Vec<Ring>, u32)>>,
-) -> Option<std::thread::JoinHandle<()>> {
+) -> Option<Vec<OwnedFd>> {
     let mut notes = Vec::new();
     let mut rings = Vec::new();
     let mut tasks: FxHashMap<i32, TaskEvents> = FxHashMap::default();
@@ -345,10 +345,9 @@ pub(crate) fn tracer_thread(
     for (_, ev) in tasks.drain() {
         graveyard.extend(ev._fds);
     }
-    let closer = std::thread::spawn(move || drop(graveyard));
-    // Returning ends this thread: the kernel detaches every remaining tracee at once, while the
-    // closer thread (joined by the caller) still releases the probes.
-    Some(closer)
+    // Returning ends this thread: the kernel detaches every remaining tracee at once; the
+    // caller releases the probes.
+    Some(graveyard)
 }
 
 fn leaders_of(params: &EventParams, rings: &[Ring]) -> Vec<(i32, RawFd)> {

@@ -211,15 +211,12 @@ pub(crate) fn record(
     });
     phase("target done");
     shared.quit.store(true, Ordering::Relaxed);
-    let closer = tracer_thread.join().ok().flatten();
+    let event_fds = tracer_thread.join().ok().flatten().unwrap_or_default();
     phase("ptrace thread done, tracees detached");
     // Records written while the tracer thread wound down (a stopped program's last words).
     tracer.drain(&mut rings, u64::MAX);
-    drop(rings);
-    // Every probe is gone when we return (each uprobe event's release takes an RCU wait).
-    if let Some(closer) = closer {
-        let _ = closer.join();
-    }
+    // The probes go away in the background (their release is slow; see `events.rs`).
+    events::release_in_background(event_fds, rings);
     if let Ok(mut n) = shared.notes.lock() {
         report.notes.append(&mut n);
     }
