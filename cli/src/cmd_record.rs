@@ -52,9 +52,13 @@ pub struct TargetArgs {
     /// Show a live allocation counter on stderr even when it is not a terminal.
     #[arg(long)]
     pub live: bool,
-    /// Bytes of user stack copied per allocation for unwinding (perf backend) [default: 8192].
-    #[arg(long, value_name = "BYTES", hide = true)]
+    /// Bytes of user stack copied per allocation for unwinding (perf backend) [default: 2048].
+    #[arg(long, value_name = "BYTES")]
     pub stack_bytes: Option<u32>,
+    /// Continue stacks deeper than the copied stack bytes with the kernel's frame-pointer chain
+    /// (perf backend; slower, needs frame pointers in those callers).
+    #[arg(long)]
+    pub deep_stacks: bool,
     /// Size of each per-CPU ring buffer in KiB (perf backend) [default: 65536].
     #[arg(long, value_name = "KIB", hide = true)]
     pub buffer_kib: Option<usize>,
@@ -196,6 +200,7 @@ fn run_backend(
         _ => PerfSource {
             progress: Some(progress),
             stack_bytes: args.stack_bytes,
+            kernel_callchain: args.deep_stacks,
             buffer_bytes: args.buffer_kib.map(|k| k << 10),
         }
         .record(target, options, sink),

@@ -53,3 +53,39 @@ fn rust_frames_without_frame_pointers_appear() {
         "main → fill_vectors expected:\n{dump}"
     );
 }
+
+#[test]
+fn deep_stacks_are_marked_truncated_or_continued_with_the_kernel_chain() {
+    use allocflame_backend_perf::PerfSource;
+    use allocflame_core::source::{Collector, EventSource, RecordOptions, Target};
+    if !uprobes_available() {
+        return;
+    }
+    let dir = TempDir::new("deep");
+    let prog = build_c(&dir, "deep_stack.c");
+    let n = 2_000u64;
+    // Default: 2 KiB of stack, CFI only: the stack is cut, and says so; counts stay exact.
+    let run = record_perf(&[prog.to_str().unwrap(), &n.to_string()]).unwrap();
+    let dump = run.dump();
+    assert_eq!(run.count_ending("descend;descend;malloc"), n, "{dump}");
+    assert_eq!(run.count_containing("[stack truncated]"), n, "{dump}");
+    // With the kernel's frame-pointer chain: complete down to main (the program has frame
+    // pointers), 64 descend frames.
+    let options = RecordOptions::default();
+    let mut sink = Collector::new(&options.probes);
+    let source = &mut PerfSource {
+        kernel_callchain: true,
+        ..PerfSource::default()
+    };
+    let target = Target::spawn([prog.to_str().unwrap(), &n.to_string()]);
+    source.record(&target, &options, &mut sink).unwrap();
+    let profile = sink.finish();
+    let lines = profile.folded_lines();
+    let full = format!(";main;{}malloc", "descend;".repeat(64));
+    let complete: u64 = lines
+        .iter()
+        .filter(|(l, _)| l.ends_with(&full) && !l.contains("truncated"))
+        .map(|(_, w)| w.allocs)
+        .sum();
+    assert_eq!(complete, n, "{lines:?}");
+}

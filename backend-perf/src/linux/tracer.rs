@@ -64,7 +64,12 @@ pub(crate) struct Tracer<'a> {
     spliced: u64,
     /// Samples of events we do not know (never expected).
     unknown: u64,
+    /// Stacks cut at the end of the copied stack bytes.
+    truncated: u64,
 }
+
+/// The file id of the `[stack truncated]` marker frame.
+const TRUNCATED: u32 = u32::MAX - 1;
 
 impl<'a> Tracer<'a> {
     pub(crate) fn new(
@@ -109,6 +114,7 @@ impl<'a> Tracer<'a> {
             callchain,
             spliced: 0,
             unknown: 0,
+            truncated: 0,
         };
         let root = t.root_id(main_pid, &comm);
         t.procs.insert(main_pid, Process::new(comm, root));
@@ -312,6 +318,7 @@ impl<'a> Tracer<'a> {
         self.last_hit.insert(tid, this);
 
         // Unwind: framehop with the module's CFI, reading the copied stack.
+        let mut truncated;
         self.addrs.clear();
         self.norm.clear();
         let max_depth = self.options.max_depth.max(2);
@@ -345,21 +352,36 @@ impl<'a> Tracer<'a> {
                         }
                     }
                     Ok(None) => break true,
-                    Err(_) => break false,
+                    // Only running out of copied stack means a cut stack; other errors are
+                    // how unwinding often ends at the root.
+                    Err(framehop::Error::CouldNotReadStack(a)) => {
+                        break a < sp || a.saturating_sub(sp) < (dyn_size as u64).saturating_sub(8)
+                    }
+                    Err(_) => break true,
                 }
             };
-            // Past the copied stack, continue with the kernel's frame-pointer callchain from
-            // the last frame CFI found (its return address appears in the chain).
+            // Past the copied stack, continue with the kernel's frame-pointer callchain. Its
+            // entry j is our frame j + d (d = 1 when the allocator's caller keeps a frame
+            // pointer: the kernel's walk skips it); the shift must hold for every frame both
+            // have, so recursion cannot misalign it and a chain that went astray through code
+            // without frame pointers is not used.
+            truncated = !complete;
             if !complete && self.addrs.len() >= 2 && !chain.is_empty() {
-                let last = self.addrs[self.addrs.len() - 1] + 1;
                 let user: Vec<u64> = chain
                     .chunks_exact(8)
                     .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or_default()))
                     .filter(|&a| a < PERF_CONTEXT_MAX)
                     .collect();
-                if let Some(m) = user.iter().skip(1).position(|&a| a == last) {
+                let k = self.addrs.len();
+                let shift = [1usize, 0, 2, 3].into_iter().find(|&d| {
+                    k > d + 1
+                        && user.len() > k - d
+                        && (1..k - d).all(|j| user[j].wrapping_sub(1) == self.addrs[j + d])
+                });
+                if let Some(d) = shift {
                     self.spliced += 1;
-                    for &a in &user[m + 2..] {
+                    truncated = false;
+                    for &a in &user[k - d..] {
                         if self.addrs.len() >= max_depth || a == 0 {
                             break;
                         }
@@ -379,6 +401,13 @@ impl<'a> Tracer<'a> {
                     return;
                 }
             }
+        }
+        if truncated {
+            self.truncated += 1;
+            self.norm.push(NormFrame {
+                file: TRUNCATED,
+                offset: 0,
+            });
         }
         self.per_probe[probe] += weight;
         self.counted += 1;
@@ -410,6 +439,7 @@ impl<'a> Tracer<'a> {
                     frames
                         .iter()
                         .map(|f| match self.files.paths.get(f.file as usize) {
+                            _ if f.file == TRUNCATED => RawFrame::symbol("[stack truncated]"),
                             Some(path) => RawFrame::File {
                                 path: path.clone(),
                                 offset: f.offset,
@@ -442,6 +472,12 @@ impl<'a> Tracer<'a> {
             ));
         }
         report.per_probe = self.per_probe;
+        if self.truncated > 0 {
+            report.notes.push(format!(
+                "{} stacks were deeper than the copied stack bytes and end in `[stack truncated]` (raise the copy, or continue them with the kernel's frame-pointer chain)",
+                self.truncated
+            ));
+        }
         if self.nested > 0 {
             report.notes.push(format!(
                 "{} calls made inside another probed function (realloc(NULL) → malloc, …) were counted once, at the outer call",
