@@ -80,3 +80,54 @@ mod imp {
         FxHashMap::default()
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[inline(never)]
+    fn a_function_to_find(x: u64) -> u64 {
+        std::hint::black_box(x.wrapping_mul(31))
+    }
+
+    /// The file and file offset of `addr` in this process, as a backend normalizes it.
+    fn normalize(addr: u64) -> Option<(PathBuf, u64)> {
+        let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+        maps.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (s, e) = f.first()?.split_once('-')?;
+            let (s, e) = (
+                u64::from_str_radix(s, 16).ok()?,
+                u64::from_str_radix(e, 16).ok()?,
+            );
+            let off = u64::from_str_radix(f.get(2)?, 16).ok()?;
+            (addr >= s && addr < e && f.len() >= 6).then(|| (PathBuf::from(f[5]), addr - s + off))
+        })
+    }
+
+    #[test]
+    fn file_offsets_symbolize_to_function_names() {
+        assert_eq!(a_function_to_find(2), 62);
+        let addr = a_function_to_find as usize as u64 + 1;
+        let (path, offset) = normalize(addr).expect("mapped");
+        let mut files = FxHashMap::default();
+        files.insert(path.clone(), vec![offset, offset]);
+        let names = symbolize_files(files);
+        let got = names.get(&(path, offset)).expect("symbolized");
+        assert!(
+            got.iter().any(|n| n.contains("a_function_to_find")),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_frames_name_the_file() {
+        assert_eq!(
+            unknown_frame(Path::new("/usr/lib/libfoo.so.1"), 0x1234),
+            "libfoo.so.1+0x1234"
+        );
+        let mut files = FxHashMap::default();
+        files.insert(PathBuf::from("/nonexistent/lib.so"), vec![1]);
+        assert!(symbolize_files(files).is_empty());
+    }
+}
