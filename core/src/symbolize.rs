@@ -108,7 +108,7 @@ mod tests {
     #[test]
     fn file_offsets_symbolize_to_function_names() {
         assert_eq!(a_function_to_find(2), 62);
-        let addr = a_function_to_find as usize as u64 + 1;
+        let addr = a_function_to_find as *const () as usize as u64 + 1;
         let (path, offset) = normalize(addr).expect("mapped");
         let mut files = FxHashMap::default();
         files.insert(path.clone(), vec![offset, offset]);
