@@ -9,6 +9,7 @@ use super::{Printer, R};
 impl<'a> Printer<'a> {
     /// Prints the kinds of this module; any other kind goes on to
     /// [`Self::print_specialization_kind`].
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub(super) fn print_generic_kind(
         &mut self,
         n: NodeId,

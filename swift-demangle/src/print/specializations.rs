@@ -10,6 +10,7 @@ use super::{Printer, R};
 impl<'a> Printer<'a> {
     /// Prints the kinds of this module; any other kind goes on to
     /// [`Self::print_thunk_kind`].
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub(super) fn print_specialization_kind(
         &mut self,
         n: NodeId,

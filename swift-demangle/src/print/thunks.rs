@@ -11,6 +11,7 @@ use super::{Printer, TypePr, R};
 impl<'a> Printer<'a> {
     /// Prints the kinds of this module; any other kind goes on to
     /// [`Self::print_metadata_kind`].
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub(super) fn print_thunk_kind(
         &mut self,
         n: NodeId,
