@@ -193,3 +193,34 @@ fn dtrace_backend_dry_run_and_linux_message() {
         assert!(err.to_lowercase().contains("dtrace"), "{err}");
     }
 }
+
+#[test]
+fn lost_events_are_reported_in_json_and_on_stderr() {
+    if !uprobes_available() {
+        return;
+    }
+    let dir = TempDir::new("lost");
+    let prog = build_c(&dir, "alloc_counts.c");
+    let out = Command::new(bin())
+        .args(["record", "--buffer-kib", "32", "--json", "-o"])
+        .arg(dir.join("l.svg"))
+        .arg("--")
+        .arg(&prog)
+        .arg("100000")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lost = json["lost"].as_u64().unwrap();
+    assert!(lost > 0, "{json}");
+    assert_eq!(
+        json["allocations"].as_u64().unwrap() + lost,
+        100_000 + 25_000 + 10_000,
+        "{json}"
+    );
+    assert!(
+        err.contains(&format!("{lost} allocation events were lost")),
+        "{err}"
+    );
+}
