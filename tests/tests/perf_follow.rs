@@ -77,3 +77,47 @@ fn a_user_probe_calling_malloc_counts_once() {
     assert_eq!(run.count_containing("my_alloc;malloc"), 0, "{dump}");
     assert_eq!(run.count_ending("main;use_plain;malloc"), n, "{dump}");
 }
+
+#[test]
+fn every_glibc_entry_point_counts_once() {
+    if !uprobes_available() {
+        return;
+    }
+    let dir = TempDir::new("nested");
+    let prog = build_c(&dir, "nested_allocators.c");
+    let options = RecordOptions {
+        stacks: false,
+        ..RecordOptions::default()
+    };
+    let run = record_with(&Target::spawn([prog.to_str().unwrap()]), options).unwrap();
+    let by_name = |f: &str| -> u64 {
+        run.report
+            .per_probe
+            .iter()
+            .zip(RecordOptions::default().probes)
+            .filter(|(_, p)| p.function == f)
+            .map(|(w, _)| w.allocs)
+            .sum()
+    };
+    assert_eq!(run.report.lost, 0);
+    // memalign is glibc's alias of aligned_alloc: one probe, counted under aligned_alloc.
+    assert_eq!(
+        by_name("aligned_alloc") + by_name("memalign"),
+        200,
+        "{:?}",
+        run.report
+    );
+    for f in [
+        "posix_memalign",
+        "valloc",
+        "pvalloc",
+        "reallocarray",
+        "calloc",
+    ] {
+        assert_eq!(by_name(f), 100, "{f}: {:?}", run.report);
+    }
+    // Only strdup's malloc is a malloc of its own; none of the relayed ones.
+    assert_eq!(by_name("malloc"), 100, "{:?}", run.report);
+    assert_eq!(by_name("realloc"), 0, "{:?}", run.report);
+    assert_eq!(run.report.total().allocs, 800, "{:?}", run.report);
+}
