@@ -183,6 +183,18 @@ fn ptrace_cont(req: libc::c_uint, tid: i32, sig: i32) {
     };
 }
 
+/// The TracerPid of a task (0: not traced).
+fn tracer_of(tid: i32) -> u32 {
+    std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("TracerPid:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 fn tids_of(pid: u32) -> Vec<i32> {
     let mut out: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
         .map(|d| {
@@ -282,14 +294,23 @@ pub(crate) fn tracer_thread(
                         if e.raw_os_error() == Some(libc::ESRCH) {
                             continue;
                         }
-                        let _ = ready.send(Err(open_error(
-                            e,
-                            format!(
-                                "ptrace(PTRACE_SEIZE) of pid {pid} (to follow its new threads)"
-                            ),
-                            tid,
-                        )));
-                        return None;
+                        let tracer = tracer_of(tid);
+                        if tracer != 0 {
+                            // Already traced (a debugger): record the threads that exist,
+                            // without following new ones.
+                            notes.push(format!(
+                                "thread {tid} of pid {pid} is traced by pid {tracer} (a debugger?): its new threads and children are not followed"
+                            ));
+                        } else {
+                            let _ = ready.send(Err(open_error(
+                                e,
+                                format!(
+                                    "ptrace(PTRACE_SEIZE) of pid {pid} (to follow its new threads)"
+                                ),
+                                tid,
+                            )));
+                            return None;
+                        }
                     }
                     let leaders: Vec<(i32, RawFd)> = leaders_of(&params, &rings);
                     let l = (!rings.is_empty()).then_some(&leaders[..]);
