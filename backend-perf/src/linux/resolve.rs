@@ -118,13 +118,17 @@ pub(crate) fn locate(
             .find(|l| l.path == path && l.offset == offset)
         {
             Some(l) => {
-                notes.push(format!(
-                    "{} is an alias of {} in {}: its calls are counted as {}",
-                    probe.function,
-                    probes[l.probes[0]].function,
-                    path.display(),
-                    probes[l.probes[0]].function
-                ));
+                // glibc's own aliases (memalign = aligned_alloc) are documented; a user's
+                // probe that lands on another is worth a note.
+                if user {
+                    notes.push(format!(
+                        "{} is an alias of {} in {}: its calls are counted as {}",
+                        probe.function,
+                        probes[l.probes[0]].function,
+                        path.display(),
+                        probes[l.probes[0]].function
+                    ));
+                }
                 l.probes.push(i);
             }
             None => out.push(Location {
