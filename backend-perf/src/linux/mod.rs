@@ -57,6 +57,24 @@ fn alive(pid: u32) -> bool {
     }
 }
 
+/// Whether `path` is an ELF executable without a dynamic loader (a static binary).
+fn is_static(path: &std::path::Path) -> bool {
+    use object::Object;
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    // SAFETY: read-only mapping of a file we only parse.
+    let Ok(map) = (unsafe { memmap2::Mmap::map(&file) }) else {
+        return false;
+    };
+    match object::File::parse(&map[..]) {
+        Ok(obj) => {
+            obj.section_by_name(".interp").is_none() && obj.kind() == object::ObjectKind::Executable
+        }
+        Err(_) => false,
+    }
+}
+
 /// Lets this process hold one fd per (probe, task, CPU).
 fn raise_fd_limit() {
     // SAFETY: reading and raising our own soft limit up to the hard limit.
@@ -118,6 +136,13 @@ pub(crate) fn record(
                 return Err(Error::Invalid("no program given to record".into()));
             };
             let path = spawn::resolve_program(program)?;
+            if is_static(&path) && options.probes.iter().any(|p| builtin.contains(p)) {
+                report.notes.push(format!(
+                    "{} is statically linked: the system allocator is not in it; probe its own with --only-probes --probe {}:malloc:0 (and calloc, realloc, …)",
+                    path.display(),
+                    path.display()
+                ));
+            }
             let comm = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
