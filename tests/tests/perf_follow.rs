@@ -121,3 +121,37 @@ fn every_glibc_entry_point_counts_once() {
     assert_eq!(by_name("realloc"), 0, "{:?}", run.report);
     assert_eq!(run.report.total().allocs, 800, "{:?}", run.report);
 }
+
+#[test]
+fn without_follow_children_only_the_process_and_its_threads_are_recorded() {
+    if !uprobes_available() {
+        return;
+    }
+    let dir = TempDir::new("nofollow");
+    let prog = build_c(&dir, "threads_fork_exec.c");
+    let exec_target = build_c(&dir, "alloc_counts.c");
+    let options = RecordOptions {
+        follow_children: false,
+        ..RecordOptions::default()
+    };
+    let target = Target::spawn([
+        prog.to_str().unwrap(),
+        "1000",
+        exec_target.to_str().unwrap(),
+        "100",
+    ]);
+    let run = record_with(&target, options).unwrap();
+    let dump = run.dump();
+    assert_eq!(
+        run.count_ending("thread_main;thread_work;malloc"),
+        2000,
+        "{dump}"
+    );
+    assert_eq!(run.count_containing("child_work"), 0, "{dump}");
+    assert!(
+        run.lines
+            .iter()
+            .all(|(l, _)| l.starts_with("threads_fork_ex;")),
+        "{dump}"
+    );
+}

@@ -27,6 +27,8 @@ pub(crate) struct EventParams {
     pub max_callchain: u16,
     pub buffer_bytes: usize,
     pub cpus: Vec<i32>,
+    /// Whether forked children are followed (threads always are).
+    pub follow_children: bool,
 }
 
 /// State shared by the tracer thread and the reader.
@@ -152,17 +154,24 @@ fn open_task(
     Ok(TaskEvents { _fds: fds })
 }
 
-const PTRACE_OPTIONS: libc::c_int =
-    libc::PTRACE_O_TRACECLONE | libc::PTRACE_O_TRACEFORK | libc::PTRACE_O_TRACEVFORK;
+/// Threads are always followed; forked children only when `children`.
+fn ptrace_options(children: bool) -> libc::c_int {
+    libc::PTRACE_O_TRACECLONE
+        | if children {
+            libc::PTRACE_O_TRACEFORK | libc::PTRACE_O_TRACEVFORK
+        } else {
+            0
+        }
+}
 
-fn seize(tid: i32) -> std::io::Result<()> {
+fn seize(tid: i32, children: bool) -> std::io::Result<()> {
     // SAFETY: plain ptrace request on a task id.
     let r = unsafe {
         libc::ptrace(
             libc::PTRACE_SEIZE,
             tid,
             std::ptr::null_mut::<libc::c_void>(),
-            PTRACE_OPTIONS as usize as *mut libc::c_void,
+            ptrace_options(children) as usize as *mut libc::c_void,
         )
     };
     if r < 0 {
@@ -240,7 +249,7 @@ pub(crate) fn tracer_thread(
                 }
             };
             main_pid = child.pid;
-            let opened = seize(child.pid)
+            let opened = seize(child.pid, params.follow_children)
                 .map_err(|e| {
                     open_error(
                         e,
@@ -290,7 +299,7 @@ pub(crate) fn tracer_thread(
                 }
                 for tid in new {
                     seen.insert(tid);
-                    if let Err(e) = seize(tid) {
+                    if let Err(e) = seize(tid, params.follow_children) {
                         if e.raw_os_error() == Some(libc::ESRCH) {
                             continue;
                         }

@@ -189,6 +189,7 @@ pub(crate) fn record(
         max_callchain,
         buffer_bytes,
         cpus: online_cpus(),
+        follow_children: options.follow_children,
     };
     let shared = Arc::new(follow::Shared::default());
     let (tx, rx) = std::sync::mpsc::channel();
