@@ -18,34 +18,23 @@ fn data(name: &str) -> (String, String) {
     (text, path.display().to_string())
 }
 
+/// The frame-by-frame check of this capture is the core importer's
+/// (`core/tests/import_conformance.rs`); here: the backend's parser gives its two stacks.
 #[test]
 fn swift_nio_malloc_type_capture() {
     let (text, file) = data("swift-nio/swift-nio-dtrace-malloc-type-ustack.txt");
     let records = parse_records(&text, &file).unwrap();
-    assert_eq!(records.len(), 2, "{records:#?}");
-    assert_eq!(records[0].values, [13]);
+    let leaves_and_counts: Vec<(&str, &[u64])> = records
+        .iter()
+        .map(|r| (r.frames[0].as_str(), r.values.as_slice()))
+        .collect();
     assert_eq!(
-        records[0].frames,
+        leaves_and_counts,
         [
-            "libsystem_malloc.dylib`malloc_type_calloc",
-            "libobjc.A.dylib`class_createInstance",
-            "libdispatch.dylib`_os_object_alloc_realized",
-            "libdispatch.dylib`_dispatch_client_callout",
-            "libdispatch.dylib`_dispatch_once_callout",
-            "libswiftCore.dylib`swift_dynamicCast",
-            "libswiftCore.dylib`_print_unlocked<A, B>(_:_:)",
+            ("libsystem_malloc.dylib`malloc_type_calloc", &[13u64][..]),
+            ("libsystem_malloc.dylib`malloc_type_malloc", &[10000u64][..]),
         ]
     );
-    assert_eq!(records[1].values, [10000]);
-    assert_eq!(
-        records[1].frames.first().map(String::as_str),
-        Some("libsystem_malloc.dylib`malloc_type_malloc")
-    );
-    assert_eq!(
-        records[1].frames.last().map(String::as_str),
-        Some("dyld`start")
-    );
-    assert_eq!(records[1].frames.len(), 6);
 }
 
 #[test]
