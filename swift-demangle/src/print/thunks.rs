@@ -223,44 +223,16 @@ impl<'a> Printer<'a> {
                 self.s(" with global actor constraint ");
                 self.pc(n, 1, depth);
             }
-            MergedFunction => {
+            MergedFunction
+            | DynamicallyReplaceableFunctionKey
+            | DynamicallyReplaceableFunctionImpl
+            | DynamicallyReplaceableFunctionVar
+            | DistributedThunk
+            | DistributedAccessor
+            | BackDeploymentThunk
+            | BackDeploymentFallback => {
                 if !self.o.short_thunk {
-                    self.s("merged ");
-                }
-            }
-            DynamicallyReplaceableFunctionKey => {
-                if !self.o.short_thunk {
-                    self.s("dynamically replaceable key for ");
-                }
-            }
-            DynamicallyReplaceableFunctionImpl => {
-                if !self.o.short_thunk {
-                    self.s("dynamically replaceable thunk for ");
-                }
-            }
-            DynamicallyReplaceableFunctionVar => {
-                if !self.o.short_thunk {
-                    self.s("dynamically replaceable variable for ");
-                }
-            }
-            DistributedThunk => {
-                if !self.o.short_thunk {
-                    self.s("distributed thunk ");
-                }
-            }
-            DistributedAccessor => {
-                if !self.o.short_thunk {
-                    self.s("distributed accessor for ");
-                }
-            }
-            BackDeploymentThunk => {
-                if !self.o.short_thunk {
-                    self.s("back deployment thunk for ");
-                }
-            }
-            BackDeploymentFallback => {
-                if !self.o.short_thunk {
-                    self.s("back deployment fallback for ");
+                    self.s(entity_prefix(k));
                 }
             }
             HasSymbolQuery => self.s("#_hasSymbol query for "),
@@ -428,5 +400,21 @@ impl<'a> Printer<'a> {
             self.p(ctx, depth);
         }
         None
+    }
+}
+
+/// The words printed before a function entity of kind `k` (dropped in short-thunk style).
+fn entity_prefix(k: Kind) -> &'static str {
+    use Kind::*;
+    match k {
+        MergedFunction => "merged ",
+        DynamicallyReplaceableFunctionKey => "dynamically replaceable key for ",
+        DynamicallyReplaceableFunctionImpl => "dynamically replaceable thunk for ",
+        DynamicallyReplaceableFunctionVar => "dynamically replaceable variable for ",
+        DistributedThunk => "distributed thunk ",
+        DistributedAccessor => "distributed accessor for ",
+        BackDeploymentThunk => "back deployment thunk for ",
+        BackDeploymentFallback => "back deployment fallback for ",
+        _ => "",
     }
 }
