@@ -20,6 +20,7 @@
 pub mod demangle;
 pub mod error;
 pub mod import;
+pub mod once;
 pub mod prettify;
 pub mod probes;
 pub mod profile;

@@ -133,11 +133,11 @@ pub enum RawFrame {
         /// The symbol, possibly mangled.
         name: Arc<str>,
     },
-    /// An address normalized to a file and an offset in it, captured while the process lived,
-    /// so that symbolization works after it exits.
+    /// An address normalized to an object file and an offset in it, captured while the process
+    /// lived, so that symbolization works after it exits.
     File {
         /// The ELF (or Mach-O) file mapped at the address.
-        path: Arc<Path>,
+        object: Arc<ObjectFile>,
         /// The offset of the address in that file.
         offset: u64,
     },
@@ -145,7 +145,55 @@ pub enum RawFrame {
     Address(u64),
 }
 
+/// An object file (executable or shared library) as a backend saw it mapped: its path, its
+/// identity, and, where the backend could keep it, the very file that was mapped.
+#[derive(Debug)]
+pub struct ObjectFile {
+    /// Its path as the process mapped it.
+    pub path: PathBuf,
+    /// Its GNU build-id, when it has one (or the backend knew it).
+    pub build_id: Option<Vec<u8>>,
+    /// The mapped file itself, held open by the backend: symbolization reads it even when the
+    /// path was replaced during the recording (a rebuilt binary). `None`: symbolization opens
+    /// `path` and checks the build-id.
+    pub file: Option<std::fs::File>,
+}
+
+impl ObjectFile {
+    /// An object known by its path alone.
+    pub fn at(path: impl Into<PathBuf>) -> Self {
+        ObjectFile {
+            path: path.into(),
+            build_id: None,
+            file: None,
+        }
+    }
+}
+
+impl PartialEq for ObjectFile {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path && self.build_id == other.build_id
+    }
+}
+
+impl Eq for ObjectFile {}
+
+impl std::hash::Hash for ObjectFile {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.path.hash(state);
+        self.build_id.hash(state);
+    }
+}
+
 impl RawFrame {
+    /// A frame at `offset` in the file at `path` (no build-id, not held open).
+    pub fn file(path: impl Into<PathBuf>, offset: u64) -> RawFrame {
+        RawFrame::File {
+            object: Arc::new(ObjectFile::at(path)),
+            offset,
+        }
+    }
+
     /// A symbolized frame without a module.
     pub fn symbol(name: &str) -> RawFrame {
         RawFrame::Symbol {
@@ -260,15 +308,21 @@ impl Collector {
 
     /// Symbolizes every stack and builds the profile.
     pub fn finish(self) -> Profile {
-        let mut files: FxHashMap<PathBuf, Vec<u64>> = FxHashMap::default();
+        self.finish_with_notes().0
+    }
+
+    /// Symbolizes every stack and builds the profile; also returns what the user should know
+    /// about frames that could not be named (a file replaced during the recording, …).
+    pub fn finish_with_notes(self) -> (Profile, Vec<String>) {
+        let mut objects: FxHashMap<Arc<ObjectFile>, Vec<u64>> = FxHashMap::default();
         for (_, frames) in self.stacks.keys() {
             for f in frames {
-                if let RawFrame::File { path, offset } = f {
-                    files.entry(path.to_path_buf()).or_default().push(*offset);
+                if let RawFrame::File { object, offset } = f {
+                    objects.entry(object.clone()).or_default().push(*offset);
                 }
             }
         }
-        let names = crate::symbolize::symbolize_files(files);
+        let symbols = crate::symbolize::symbolize_objects(objects);
         let mut profile = Profile::new();
         profile.lost = self.lost;
         profile.bytes_known = self.bytes_known;
@@ -279,10 +333,12 @@ impl Collector {
             for f in frames.iter().rev() {
                 match f {
                     RawFrame::Symbol { name, .. } => out.push(name.to_string()),
-                    RawFrame::File { path, offset } => {
-                        match names.get(&(path.to_path_buf(), *offset)) {
+                    RawFrame::File { object, offset } => {
+                        match symbols.names.get(&(object.clone(), *offset)) {
                             Some(syms) => out.extend(syms.iter().cloned()),
-                            None => out.push(crate::symbolize::unknown_frame(path, *offset)),
+                            None => {
+                                out.push(crate::symbolize::unknown_frame(&object.path, *offset))
+                            }
                         }
                     }
                     RawFrame::Address(a) => out.push(format!("[unknown {a:#x}]")),
@@ -290,7 +346,7 @@ impl Collector {
             }
             profile.add(out.iter(), w);
         }
-        profile
+        (profile, symbols.notes)
     }
 }
 

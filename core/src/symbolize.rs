@@ -6,18 +6,47 @@
 //! them later for every backend alike.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-/// Symbol names for every `(file, offset)`; a frame may expand to several names when functions
-/// were inlined (outermost first). Addresses that cannot be symbolized are left out.
+use crate::source::ObjectFile;
+
+/// Names of symbolized frames: `(object, offset)` → names, outermost first (a frame expands to
+/// several when functions were inlined), and what the user should know about frames left
+/// unnamed.
+#[derive(Debug, Default)]
+pub struct Symbols {
+    /// Names per object and offset; offsets that no symbol covers are left out.
+    pub names: FxHashMap<(Arc<ObjectFile>, u64), Vec<String>>,
+    /// Objects that could not be read, or were replaced since they were recorded.
+    pub notes: Vec<String>,
+}
+
+/// Symbolizes the offsets of every object. An object the backend held open is read from that
+/// very file; otherwise its path is opened, and when the recorded build-id differs from the
+/// file's (the file was replaced, say a binary rebuilt during the recording), its frames stay
+/// `file+offset` and a note says why.
 ///
 /// Backends hand return addresses already moved back into the call instruction (address − 1),
 /// so an offset names the call site, not the instruction after it.
+pub fn symbolize_objects(objects: FxHashMap<Arc<ObjectFile>, Vec<u64>>) -> Symbols {
+    imp::symbolize_objects(objects)
+}
+
+/// Symbolizes offsets in files known by their paths alone.
 pub fn symbolize_files(
     files: FxHashMap<PathBuf, Vec<u64>>,
 ) -> FxHashMap<(PathBuf, u64), Vec<String>> {
-    imp::symbolize_files(files)
+    let objects = files
+        .into_iter()
+        .map(|(p, o)| (Arc::new(ObjectFile::at(p)), o))
+        .collect();
+    symbolize_objects(objects)
+        .names
+        .into_iter()
+        .map(|((obj, off), names)| ((obj.path.clone(), off), names))
+        .collect()
 }
 
 /// The frame name used for an address no symbol covers: `libfoo.so+0x1234`.
@@ -29,27 +58,54 @@ pub fn unknown_frame(path: &Path, offset: u64) -> String {
     format!("{base}+{offset:#x}")
 }
 
+/// A build-id as hex.
+pub fn hex(id: &[u8]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(target_os = "linux")]
 mod imp {
     use std::path::PathBuf;
+    use std::sync::Arc;
 
     use blazesym::symbolize::source::{Elf, Source};
     use blazesym::symbolize::{Input, Symbolized, Symbolizer};
     use rustc_hash::FxHashMap;
 
-    pub(super) fn symbolize_files(
-        files: FxHashMap<PathBuf, Vec<u64>>,
-    ) -> FxHashMap<(PathBuf, u64), Vec<String>> {
+    use super::{hex, Symbols};
+    use crate::source::ObjectFile;
+
+    pub(super) fn symbolize_objects(objects: FxHashMap<Arc<ObjectFile>, Vec<u64>>) -> Symbols {
         // Demangling stays off: the core demangles every backend's names the same way.
         let symbolizer = Symbolizer::builder()
             .enable_demangling(false)
             .enable_code_info(false)
             .enable_inlined_fns(true)
             .build();
-        let mut out = FxHashMap::default();
-        for (path, mut offsets) in files {
+        let mut out = Symbols::default();
+        for (object, mut offsets) in objects {
             offsets.sort_unstable();
             offsets.dedup();
+            let path: PathBuf = match &object.file {
+                Some(f) => {
+                    use std::os::fd::AsRawFd;
+                    PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()))
+                }
+                None => object.path.clone(),
+            };
+            if let (None, Some(want)) = (&object.file, &object.build_id) {
+                let have = blazesym::helper::read_elf_build_id(&path).ok().flatten();
+                if have.as_deref() != Some(&want[..]) {
+                    out.notes.push(format!(
+                        "{} is not the file that was recorded (build-id {}, now {}): its {} addresses are left as file+offset",
+                        object.path.display(),
+                        hex(want),
+                        have.map_or_else(|| "none".into(), |h| hex(&h)),
+                        offsets.len()
+                    ));
+                    continue;
+                }
+            }
             let src = Source::Elf(Elf::new(&path));
             // A file that vanished or is no ELF leaves its frames as `file+offset`.
             let Ok(syms) = symbolizer.symbolize(&src, Input::FileOffset(&offsets)) else {
@@ -60,7 +116,7 @@ mod imp {
                     let mut names = Vec::with_capacity(1 + sym.inlined.len());
                     names.push(sym.name.to_string());
                     names.extend(sym.inlined.iter().map(|f| f.name.to_string()));
-                    out.insert((path.clone(), *offset), names);
+                    out.names.insert((object.clone(), *offset), names);
                 }
             }
         }
@@ -70,14 +126,15 @@ mod imp {
 
 #[cfg(not(target_os = "linux"))]
 mod imp {
-    use std::path::PathBuf;
+    use std::sync::Arc;
 
     use rustc_hash::FxHashMap;
 
-    pub(super) fn symbolize_files(
-        _files: FxHashMap<PathBuf, Vec<u64>>,
-    ) -> FxHashMap<(PathBuf, u64), Vec<String>> {
-        FxHashMap::default()
+    use super::Symbols;
+    use crate::source::ObjectFile;
+
+    pub(super) fn symbolize_objects(_objects: FxHashMap<Arc<ObjectFile>, Vec<u64>>) -> Symbols {
+        Symbols::default()
     }
 }
 

@@ -440,10 +440,7 @@ impl<'a> Tracer<'a> {
                         .iter()
                         .map(|f| match self.files.paths.get(f.file as usize) {
                             _ if f.file == TRUNCATED => RawFrame::symbol("[stack truncated]"),
-                            Some(path) => RawFrame::File {
-                                path: path.clone(),
-                                offset: f.offset,
-                            },
+                            Some(path) => RawFrame::file(path.to_path_buf(), f.offset),
                             None => RawFrame::Address(f.offset),
                         }),
                 );

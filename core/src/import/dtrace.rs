@@ -141,6 +141,7 @@ pub fn parse(text: &str, file: &str, options: &DtraceOptions) -> Result<Profile>
     let probed: rustc_hash::FxHashSet<&str> = if options.outermost_only {
         all.iter()
             .filter_map(|(frames, _)| frames.first().and_then(|f| symbol(f)))
+            .map(crate::once::base_name)
             .collect()
     } else {
         Default::default()
@@ -153,10 +154,10 @@ pub fn parse(text: &str, file: &str, options: &DtraceOptions) -> Result<Profile>
             continue;
         };
         if !probed.is_empty()
-            && frames
-                .iter()
-                .skip(1)
-                .any(|f| symbol(f).is_some_and(|s| probed.contains(s)))
+            && crate::once::called_from_probed(
+                frames.iter().skip(1).filter_map(|f| symbol(f)),
+                &probed,
+            )
         {
             continue;
         }

@@ -578,10 +578,9 @@ impl<'t, 'o> Parser<'t, 'o> {
         let nested = match self.last_entry.get(self.tid) {
             Some(&(outer, hash)) => {
                 hash == self.below_hash
-                    && calls_internally(
-                        base_name(self.profile.name(outer)),
-                        base_name(self.profile.name(leaf)),
-                    )
+                    && crate::once::relays(self.profile.name(outer), self.profile.name(leaf))
+                        .next()
+                        .is_some()
             }
             None => false,
         };
@@ -663,16 +662,17 @@ fn nested_on_stack(
         .filter(|(i, ids)| entry_stack[*i] && ids.len() >= 2)
         .map(|(_, ids)| profile.name(ids[ids.len() - 1]))
         .filter(|n| !n.starts_with('['))
-        .map(base_name)
+        .map(crate::once::base_name)
         .collect();
     stacks
         .iter()
         .map(|(i, ids)| {
             entry_stack[*i]
                 && ids.len() > 2
-                && ids[1..ids.len() - 1]
-                    .iter()
-                    .any(|&id| probed.contains(base_name(profile.name(id))))
+                && crate::once::called_from_probed(
+                    ids[1..ids.len() - 1].iter().map(|&id| profile.name(id)),
+                    &probed,
+                )
         })
         .collect()
 }
@@ -682,28 +682,6 @@ fn is_uprobe_entry(rest: &str) -> bool {
     rest.strip_prefix('(')
         .and_then(|r| r.split_once(')'))
         .is_some_and(|(addr, _)| !addr.is_empty() && addr.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-/// glibc's name of an allocation function without its internal prefixes
-/// (`__GI___libc_malloc`, `__libc_calloc`, `__posix_memalign` → `malloc`, `calloc`, …).
-fn base_name(name: &str) -> &str {
-    let name = name.strip_prefix("__GI_").unwrap_or(name);
-    name.strip_prefix("__libc_")
-        .or_else(|| name.strip_prefix("__"))
-        .unwrap_or(name)
-}
-
-/// Whether glibc's `outer` calls `inner` (by a tail call) for some arguments.
-fn calls_internally(outer: &str, inner: &str) -> bool {
-    matches!(
-        (outer, inner),
-        ("reallocarray", "realloc" | "malloc")
-            | ("realloc", "malloc")
-            | (
-                "memalign" | "posix_memalign" | "aligned_alloc" | "valloc" | "pvalloc",
-                "malloc"
-            )
-    )
 }
 
 /// The `size=` and `nmemb=` fields of a uprobe's trace data, decimal or `0x` hex.
@@ -805,8 +783,6 @@ mod tests {
         let ret = "p 1/2 [0] 1.0: probe_libc:realloc__return: (7f <- 5)\n\t1 f (/x)\n\n";
         let t = ev("realloc", "10") + ret + &ev("malloc", "10");
         assert_eq!(parse(&t, "t", &opt).unwrap().total().allocs, 2);
-        assert_eq!(base_name("__GI___libc_malloc"), "malloc");
-        assert_eq!(base_name("__posix_memalign"), "posix_memalign");
     }
 
     #[test]
