@@ -22,16 +22,25 @@
 //! # let _ = profile;
 //! ```
 
+use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+
+pub use replay::{replay, replay_reader, ReplayOptions};
 
 use allocflame_core::source::{EventSource, RecordOptions, RecordReport, StackSink, Target};
 #[cfg(not(target_os = "linux"))]
 use allocflame_core::Error;
 use allocflame_core::Result;
 
+pub mod capture;
+pub mod interpret;
 #[cfg(target_os = "linux")]
 mod linux;
+mod objects;
+pub mod procfs;
+pub mod record;
+pub mod replay;
 #[cfg(unix)]
 mod signals;
 #[cfg(unix)]
@@ -40,7 +49,7 @@ pub use signals::stop_on_signals;
 /// The perf event source. Construct with `Default` and set what differs.
 #[derive(Debug, Default, Clone)]
 pub struct PerfSource {
-    /// Bytes of user stack copied at each probe hit for DWARF unwinding. Default is 8 KiB when
+    /// Bytes of user stack copied at each probe hit for DWARF unwinding. Default is 2 KiB when
     /// recording stacks and 1 KiB when only counting (enough to see nesting in the allocator).
     pub stack_bytes: Option<u32>,
     /// Whether to continue stacks deeper than `stack_bytes` with the kernel's frame-pointer
@@ -53,6 +62,10 @@ pub struct PerfSource {
     /// Updated with the number of allocations recorded so far, for a live counter. Default is
     /// `None`.
     pub progress: Option<Arc<AtomicU64>>,
+    /// Also save everything the recording's interpreter was fed as a raw capture in this
+    /// file, which [`replay::replay`] (`allocflame render FILE`) interprets again later, here
+    /// or on another machine with the same binaries. Default is `None`.
+    pub save_raw: Option<PathBuf>,
 }
 
 impl EventSource for PerfSource {

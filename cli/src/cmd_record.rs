@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 use std::io::IsTerminal as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -62,6 +63,10 @@ pub struct TargetArgs {
     /// Size of each per-CPU ring buffer in KiB (perf backend) [default: 65536].
     #[arg(long, value_name = "KIB", hide = true)]
     pub buffer_kib: Option<usize>,
+    /// Also save the raw capture (every record the recording interpreted) to FILE;
+    /// `allocflame render FILE` interprets it again later (perf backend).
+    #[arg(long, value_name = "FILE")]
+    pub save_raw: Option<PathBuf>,
     /// Print what the DTrace backend would run (`--backend dtrace` only) and exit.
     #[arg(long)]
     pub dry_run: bool,
@@ -202,6 +207,7 @@ fn run_backend(
             stack_bytes: args.stack_bytes,
             kernel_callchain: args.deep_stacks,
             buffer_bytes: args.buffer_kib.map(|k| k << 10),
+            save_raw: args.save_raw.clone(),
         }
         .record(target, options, sink),
     };
@@ -228,7 +234,10 @@ pub fn run_record(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let Some(report) = run_backend(&args.target, &target, &options, &mut sink)? else {
         return Ok(ExitCode::SUCCESS);
     };
-    let profile = sink.finish();
+    let (profile, notes) = sink.finish_with_notes();
+    for note in &notes {
+        eprintln!("allocflame: note: {note}");
+    }
     let program = target.describe();
     let summary = output::emit(profile, &args.output, &program, &program)?;
     if summary.lost > 0 || report.lost > 0 {

@@ -40,13 +40,58 @@ pub struct RenderArgs {
     /// The capture to read (`-` for stdin); gzip-compressed files are unpacked.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+    /// Where to look first for the programs and libraries a raw capture (`record --save-raw`)
+    /// refers to (they are checked by build-id); may be repeated.
+    #[arg(long = "binaries", value_name = "DIR")]
+    pub binaries: Vec<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Interprets a raw capture of `allocflame record --save-raw` again.
+fn replay(path: &Path, binaries: &[PathBuf]) -> anyhow::Result<Profile> {
+    use allocflame_backend_perf::{replay, ReplayOptions};
+    use allocflame_core::source::Collector;
+    let options = ReplayOptions {
+        search_dirs: binaries.to_vec(),
+        ..ReplayOptions::default()
+    };
+    let mut sink = Collector::new(&[]);
+    let report = replay(path, &options, &mut sink)?;
+    let (profile, notes) = sink.finish_with_notes();
+    for note in report.notes.iter().chain(&notes) {
+        eprintln!("allocflame: note: {note}");
+    }
+    if report.interrupted {
+        eprintln!("allocflame: the recording ended early; the results are partial");
+    }
+    Ok(profile)
+}
+
+/// Whether the file at `path` is a raw capture.
+fn is_raw_capture(path: &Path) -> bool {
+    let mut head = vec![0u8; allocflame_backend_perf::capture::MAGIC.len()];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|_| allocflame_backend_perf::capture::is_capture(&head))
 }
 
 /// Reads a capture from `path` (`-` is stdin). Folded input read with `weight` bytes takes its
 /// counts as bytes.
 pub fn load(path: &Path, from: Option<FormatArg>, weight: WeightKind) -> anyhow::Result<Profile> {
+    load_with(path, from, weight, &[])
+}
+
+/// [`load`], looking for a raw capture's binaries in `binaries` first.
+pub fn load_with(
+    path: &Path,
+    from: Option<FormatArg>,
+    weight: WeightKind,
+    binaries: &[PathBuf],
+) -> anyhow::Result<Profile> {
+    if from.is_none() && path.as_os_str() != "-" && is_raw_capture(path) {
+        return replay(path, binaries);
+    }
     let (bytes, name) = if path.as_os_str() == "-" {
         let mut buf = Vec::new();
         std::io::stdin()
@@ -107,7 +152,12 @@ pub fn stem(path: &Path) -> String {
 
 /// Runs `allocflame render`.
 pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
-    let profile = load(&args.file, args.from, args.output.weight.into())?;
+    let profile = load_with(
+        &args.file,
+        args.from,
+        args.output.weight.into(),
+        &args.binaries,
+    )?;
     let stem = stem(&args.file);
     let program = program_name(&profile, &stem);
     emit(profile, &args.output, &program, &stem)?;

@@ -235,6 +235,12 @@ pub struct RecordReport {
     pub per_probe: Vec<Weight>,
     /// Events lost, counted by the backend. 0 means the counts are exact.
     pub lost: u64,
+    /// Probe hits an independent counter saw (the kernel's event counts), when the backend has
+    /// one: `counted + inner + lost = hits`. Default is `None`.
+    pub hits: Option<u64>,
+    /// Probe hits inside (or relayed from) another probed call, counted once at that call.
+    /// Default is 0.
+    pub inner: u64,
     /// The exit code of a spawned target, or 128 + signal number if it was killed.
     pub exit_code: Option<i32>,
     /// Whether the recording ended early (Ctrl-C, the target vanished) and the results are partial.

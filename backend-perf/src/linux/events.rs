@@ -12,41 +12,24 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 
 use allocflame_core::{Error, Result};
 use perf_event_open_sys as sys;
 use sys::bindings as b;
 
-/// Registers sampled at each probe hit, in the kernel's `perf_regs` numbering (x86-64).
-pub(crate) mod regs {
-    pub const CX: u64 = 2;
-    pub const DX: u64 = 3;
-    pub const SI: u64 = 4;
-    pub const DI: u64 = 5;
-    pub const BP: u64 = 6;
-    pub const SP: u64 = 7;
-    pub const IP: u64 = 8;
-    pub const R8: u64 = 16;
-    pub const R9: u64 = 17;
-    /// Sampled registers, in the order the kernel writes them (ascending register number).
-    pub const ORDER: [u64; 9] = [CX, DX, SI, DI, BP, SP, IP, R8, R9];
-    /// Index in a sample of each System V argument register (rdi, rsi, rdx, rcx, r8, r9).
-    pub const ARGS: [usize; 6] = [3, 2, 1, 0, 7, 8];
-    pub const IDX_BP: usize = 4;
-    pub const IDX_SP: usize = 5;
-    pub const IDX_IP: usize = 6;
-    pub fn mask() -> u64 {
-        ORDER.iter().fold(0, |m, r| m | (1 << r))
-    }
-}
+use crate::record::{regs, Layout};
 
-/// What each sample carries.
-pub(crate) const SAMPLE_TYPE: u64 = (b::PERF_SAMPLE_IDENTIFIER
-    | b::PERF_SAMPLE_TID
-    | b::PERF_SAMPLE_TIME
-    | b::PERF_SAMPLE_REGS_USER
-    | b::PERF_SAMPLE_STACK_USER) as u64;
+/// PERF_FORMAT_ID | PERF_FORMAT_LOST: `read()` gives the count, the id and the samples lost.
+const READ_FORMAT: u64 = (1 << 2) | (1 << 4);
+
+/// Whether this kernel knows PERF_FORMAT_LOST (Linux ≥ 6.0); cleared on the first EINVAL.
+static FORMAT_LOST: AtomicBool = AtomicBool::new(true);
+
+/// Whether events report their own lost samples (PERF_FORMAT_LOST).
+pub(crate) fn counts_lost() -> bool {
+    FORMAT_LOST.load(Ordering::Relaxed)
+}
 
 /// The dynamic PMU type of uprobes, from sysfs.
 pub(crate) fn uprobe_pmu_type() -> Result<u32> {
@@ -66,69 +49,130 @@ pub(crate) struct EventSpec<'a> {
     pub pmu: u32,
     pub path: &'a Path,
     pub offset: u64,
-    pub stack_bytes: u32,
-    /// Whether this event also reports mmap, comm, fork and exit records (one per CPU does).
-    pub side_records: bool,
-    pub wakeup_bytes: u32,
+    pub layout: Layout,
     /// Deepest frame-pointer callchain the kernel records (the hybrid unwinder's tail); 0
     /// records none.
     pub max_callchain: u16,
+}
+
+fn base_attr(layout: &Layout) -> b::perf_event_attr {
+    let mut attr = b::perf_event_attr {
+        size: std::mem::size_of::<b::perf_event_attr>() as u32,
+        sample_type: layout.sample_type,
+        sample_regs_user: regs::mask(),
+        sample_stack_user: layout.stack_bytes,
+        clockid: libc::CLOCK_MONOTONIC,
+        read_format: if counts_lost() {
+            READ_FORMAT
+        } else {
+            READ_FORMAT & !(1 << 4)
+        },
+        ..Default::default()
+    };
+    attr.set_use_clockid(1);
+    attr.set_sample_id_all(1);
+    attr.set_exclude_kernel(1);
+    attr.set_exclude_hv(1);
+    attr
+}
+
+fn open(attr: &mut b::perf_event_attr, pid: i32, cpu: i32) -> io::Result<OwnedFd> {
+    loop {
+        // SAFETY: `attr` is a fully initialized perf_event_attr; pointers in it outlive the call.
+        let fd = unsafe {
+            sys::perf_event_open(attr, pid, cpu, -1, b::PERF_FLAG_FD_CLOEXEC as libc::c_ulong)
+        };
+        if fd >= 0 {
+            // SAFETY: the kernel just handed us this fd, nobody else owns it.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EINVAL) && attr.read_format & (1 << 4) != 0 {
+            // A kernel before 6.0: no per-event lost counts (PERF_RECORD_LOST still says).
+            FORMAT_LOST.store(false, Ordering::Relaxed);
+            attr.read_format &= !(1 << 4);
+            continue;
+        }
+        return Err(e);
+    }
 }
 
 /// Opens a uprobe event on task `pid` on `cpu`.
 pub(crate) fn open_uprobe(spec: &EventSpec<'_>, pid: i32, cpu: i32) -> io::Result<OwnedFd> {
     let path = CString::new(spec.path.as_os_str().as_encoded_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let mut attr = b::perf_event_attr {
-        type_: spec.pmu,
-        size: std::mem::size_of::<b::perf_event_attr>() as u32,
-        config: 0,
-        sample_type: SAMPLE_TYPE
-            | if spec.max_callchain > 0 {
-                b::PERF_SAMPLE_CALLCHAIN as u64
-            } else {
-                0
-            },
-        sample_regs_user: regs::mask(),
-        sample_stack_user: spec.stack_bytes,
-        clockid: libc::CLOCK_MONOTONIC,
-        ..Default::default()
-    };
+    let mut attr = base_attr(&spec.layout);
+    attr.type_ = spec.pmu;
     attr.__bindgen_anon_1.sample_period = 1;
-    attr.__bindgen_anon_2.wakeup_watermark = spec.wakeup_bytes;
     attr.__bindgen_anon_3.uprobe_path = path.as_ptr() as u64;
     attr.__bindgen_anon_4.probe_offset = spec.offset;
-    attr.set_watermark(1);
-    attr.set_use_clockid(1);
-    attr.set_sample_id_all(1);
-    attr.set_exclude_kernel(1);
-    attr.set_exclude_hv(1);
     if spec.max_callchain > 0 {
         attr.set_exclude_callchain_kernel(1);
         attr.sample_max_stack = spec.max_callchain;
     }
-    if spec.side_records {
-        attr.set_mmap(1);
-        attr.set_mmap2(1);
-        attr.set_comm(1);
-        attr.set_comm_exec(1);
-        attr.set_task(1);
-    }
-    // SAFETY: `attr` is a fully initialized perf_event_attr and `path` outlives the call.
-    let fd = unsafe {
-        sys::perf_event_open(
-            &mut attr,
-            pid,
-            cpu,
-            -1,
-            b::PERF_FLAG_FD_CLOEXEC as libc::c_ulong,
+    open(&mut attr, pid, cpu)
+}
+
+/// Opens the event that reports task `pid`'s mappings, names, forks and exits on `cpu` (a
+/// dummy software event: its losses are lost process records, never allocations).
+pub(crate) fn open_side(layout: &Layout, pid: i32, cpu: i32) -> io::Result<OwnedFd> {
+    let mut attr = base_attr(layout);
+    attr.type_ = b::PERF_TYPE_SOFTWARE;
+    attr.config = b::PERF_COUNT_SW_DUMMY as u64;
+    attr.set_mmap(1);
+    attr.set_mmap2(1);
+    attr.set_comm(1);
+    attr.set_comm_exec(1);
+    attr.set_task(1);
+    open(&mut attr, pid, cpu)
+}
+
+/// Opens the owner of `cpu`'s ring buffer: a CPU-wide dummy event that records nothing itself
+/// and never ends, so tasks that start after others ended still have a buffer to write to.
+pub(crate) fn open_ring_owner(layout: &Layout, cpu: i32, wakeup_bytes: u32) -> io::Result<OwnedFd> {
+    let mut attr = base_attr(layout);
+    attr.type_ = b::PERF_TYPE_SOFTWARE;
+    attr.config = b::PERF_COUNT_SW_DUMMY as u64;
+    attr.__bindgen_anon_2.wakeup_watermark = wakeup_bytes;
+    attr.set_watermark(1);
+    open(&mut attr, -1, cpu)
+}
+
+/// Stops an event from counting and writing (PERF_EVENT_IOC_DISABLE).
+pub(crate) fn disable(fd: &OwnedFd) {
+    // SAFETY: an ioctl without argument on a perf fd; an error (already gone) is harmless.
+    unsafe { sys::ioctls::DISABLE(fd.as_raw_fd(), 0) };
+}
+
+/// An event's count, id and lost samples (0 when the kernel does not count them).
+pub(crate) fn read_counter(fd: &OwnedFd) -> Option<(u64, u64, u64)> {
+    let mut buf = [0u64; 3];
+    // SAFETY: reading at most 24 bytes into a 24-byte buffer.
+    let n = unsafe {
+        libc::read(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr() as *mut libc::c_void,
+            std::mem::size_of_val(&buf),
         )
     };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
+    match n {
+        24 => Some((buf[0], buf[1], buf[2])),
+        16 => Some((buf[0], buf[1], 0)),
+        _ => None,
     }
-    // SAFETY: the kernel just handed us this fd, nobody else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether the kernel took an event away from its task (POLLHUP: the task exited, or exec'd a
+/// setuid program, which detaches every event).
+pub(crate) fn hung_up(fd: &OwnedFd) -> bool {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: polling one fd we own, without waiting.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & libc::POLLHUP != 0
 }
 
 /// The kernel's id of an event (what `PERF_SAMPLE_IDENTIFIER` reports).
@@ -305,31 +349,6 @@ pub(crate) fn now_ns() -> u64 {
     // SAFETY: writes one timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// The time stamp of a record: samples carry it after id and pid/tid; other records in the
-/// `sample_id_all` trailer (pid/tid, time, id).
-pub(crate) fn record_time(rec: &[u8]) -> u64 {
-    let kind = u32::from_ne_bytes(rec[0..4].try_into().unwrap_or_default());
-    if kind == b::PERF_RECORD_SAMPLE && rec.len() >= 32 {
-        u64_at(rec, 24)
-    } else if rec.len() >= 8 + 24 {
-        u64_at(rec, rec.len() - 16)
-    } else {
-        0
-    }
-}
-
-pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
-    b.get(at..at + 8)
-        .map(|s| u64::from_ne_bytes(s.try_into().unwrap_or_default()))
-        .unwrap_or(0)
-}
-
-pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4)
-        .map(|s| u32::from_ne_bytes(s.try_into().unwrap_or_default()))
-        .unwrap_or(0)
 }
 
 /// Releases perf event fds without waiting: a uprobe-PMU event's release waits for RCU grace

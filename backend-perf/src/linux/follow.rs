@@ -7,7 +7,7 @@
 //! killed, even by SIGKILL), the kernel detaches every tracee and lets it run on.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,15 +15,17 @@ use allocflame_core::{Error, Result};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::events::{self, EventSpec, Ring};
-use super::resolve::Location;
 use super::spawn;
+use crate::interpret::Location;
+use crate::procfs;
+use crate::record::{Layout, Synthetic};
 
 /// How events are opened for a task.
 #[derive(Clone)]
 pub(crate) struct EventParams {
     pub pmu: u32,
     pub locs: Vec<Location>,
-    pub stack_bytes: u32,
+    pub layout: Layout,
     pub max_callchain: u16,
     pub buffer_bytes: usize,
     pub cpus: Vec<i32>,
@@ -34,19 +36,41 @@ pub(crate) struct EventParams {
 /// State shared by the tracer thread and the reader.
 #[derive(Default)]
 pub(crate) struct Shared {
-    /// Event id → location index, for every event opened so far.
-    pub ids: Mutex<FxHashMap<u64, usize>>,
+    /// Records for the interpreter whose place in time does not matter (event ids, which are
+    /// known before their task runs; untraced tasks): taken at the start of each batch.
+    pub untimed: Mutex<Vec<Synthetic>>,
+    /// Records for the interpreter with the time they hold for (what /proc said after an
+    /// exec the kernel sent no records of): merged with the ring records in time order.
+    pub timed: Mutex<Vec<(u64, Synthetic)>>,
     /// Set by the reader to end the tracer thread.
     pub quit: AtomicBool,
     /// The exit of the spawned program (code, or 128 + signal), once it ended.
     pub main_exit: Mutex<Option<i32>>,
+    /// Tasks still traced (the spawned program's threads and the processes it started).
+    pub live: AtomicUsize,
     /// Notes for the report.
     pub notes: Mutex<Vec<String>>,
 }
 
+impl Shared {
+    fn untimed(&self, s: Synthetic) {
+        if let Ok(mut q) = self.untimed.lock() {
+            q.push(s);
+        }
+    }
+}
+
 /// Opened events of one task.
 struct TaskEvents {
-    _fds: Vec<OwnedFd>,
+    /// Uprobe events, first of each CPU's set first.
+    uprobes: Vec<OwnedFd>,
+    side: Vec<OwnedFd>,
+}
+
+impl TaskEvents {
+    fn into_fds(self) -> impl Iterator<Item = OwnedFd> {
+        self.uprobes.into_iter().chain(self.side)
+    }
 }
 
 fn open_error(e: std::io::Error, what: String, pid: i32) -> Error {
@@ -65,98 +89,134 @@ fn open_error(e: std::io::Error, what: String, pid: i32) -> Error {
     }
 }
 
-/// Opens the events of every location on every CPU for task `tid`. With `leaders`, they write
-/// into those per-CPU buffers; without, the first event of each CPU gets a new ring buffer.
+/// Opens the ring buffer of every CPU, each owned by a CPU-wide dummy event.
+fn open_rings(p: &EventParams, notes: &mut Vec<String>) -> Result<Vec<Ring>> {
+    let page = events::page_size();
+    let mut rings = Vec::new();
+    let mut reduced = None;
+    for &cpu in &p.cpus {
+        let mut pages = (p.buffer_bytes / page).next_power_of_two().max(8);
+        let fd = events::open_ring_owner(&p.layout, cpu, ((pages * page) / 4) as u32)
+            .map_err(|e| open_error(e, format!("perf_event_open of CPU {cpu}'s buffer"), -1))?;
+        let ring = loop {
+            let dup = fd.try_clone().map_err(|e| Error::Backend(e.to_string()))?;
+            match Ring::new(dup, pages) {
+                Ok(r) => break r,
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) && pages > 8 => pages /= 4,
+                Err(e) => return Err(open_error(e, "mmap of a perf ring buffer".into(), -1)),
+            }
+        };
+        if pages * page < p.buffer_bytes {
+            reduced = Some(pages * page / 1024);
+        }
+        rings.push(ring);
+    }
+    if let Some(kib) = reduced {
+        notes.push(format!(
+            "ring buffers reduced to {kib} KiB per CPU by the locked-memory limit (raise kernel.perf_event_mlock_kb or run as root)"
+        ));
+    }
+    Ok(rings)
+}
+
+/// Opens the events of every location on every CPU for task `tid`, writing into the CPUs'
+/// buffers, and tells the reader their ids before the task runs.
 fn open_task(
     p: &EventParams,
     tid: i32,
-    leaders: Option<&[(i32, RawFd)]>,
-    ids: &Mutex<FxHashMap<u64, usize>>,
-    rings: &mut Vec<Ring>,
-    notes: &mut Vec<String>,
-) -> Result<TaskEvents> {
-    let page = events::page_size();
-    let mut fds = Vec::new();
-    let mut new_ids = Vec::new();
-    for &cpu in &p.cpus {
-        let mut leader: Option<RawFd> =
-            leaders.and_then(|l| l.iter().find(|(c, _)| *c == cpu).map(|&(_, fd)| fd));
+    leaders: &[(i32, RawFd)],
+    shared: &Shared,
+) -> std::result::Result<TaskEvents, (Error, bool)> {
+    let mut ev = TaskEvents {
+        uprobes: Vec::new(),
+        side: Vec::new(),
+    };
+    let mut ids: Vec<Vec<u64>> = vec![Vec::new(); p.locs.len()];
+    let mut side_ids = Vec::new();
+    // ESRCH: the task ended before we got to it (nothing to record).
+    let fail = |e: std::io::Error, what: String| {
+        let gone = e.raw_os_error() == Some(libc::ESRCH);
+        (open_error(e, what, tid), gone)
+    };
+    for &(cpu, leader) in leaders {
+        let side = events::open_side(&p.layout, tid, cpu)
+            .map_err(|e| fail(e, format!("perf_event_open of task {tid}'s side records")))?;
+        events::redirect_output_raw(&side, leader).map_err(|e| {
+            (
+                Error::Backend(format!("PERF_EVENT_IOC_SET_OUTPUT: {e}")),
+                false,
+            )
+        })?;
+        side_ids.push(
+            events::event_id(&side)
+                .map_err(|e| (Error::Backend(format!("PERF_EVENT_IOC_ID: {e}")), false))?,
+        );
+        ev.side.push(side);
         for (li, loc) in p.locs.iter().enumerate() {
-            let mut pages = (p.buffer_bytes / page).next_power_of_two().max(8);
             let spec = EventSpec {
                 pmu: p.pmu,
                 path: &loc.path,
                 offset: loc.offset,
-                stack_bytes: p.stack_bytes,
-                side_records: li == 0,
-                wakeup_bytes: ((pages * page) / 4) as u32,
+                layout: p.layout,
                 max_callchain: p.max_callchain,
             };
-            let fd = match events::open_uprobe(&spec, tid, cpu) {
-                Ok(fd) => fd,
-                // The task ended before we got to it: nothing to record.
-                Err(e) if e.raw_os_error() == Some(libc::ESRCH) && leaders.is_some() => {
-                    return Ok(TaskEvents { _fds: fds })
-                }
-                Err(e) => {
-                    return Err(open_error(
-                        e,
-                        format!(
-                            "perf_event_open of a uprobe on {}+{:#x} for pid {tid}",
-                            loc.path.display(),
-                            loc.offset
-                        ),
-                        tid,
-                    ))
-                }
-            };
-            let id = events::event_id(&fd)
-                .map_err(|e| Error::Backend(format!("PERF_EVENT_IOC_ID: {e}")))?;
-            new_ids.push((id, li));
-            match leader {
-                Some(l) => {
-                    events::redirect_output_raw(&fd, l)
-                        .map_err(|e| Error::Backend(format!("PERF_EVENT_IOC_SET_OUTPUT: {e}")))?;
-                }
-                None => {
-                    let dup = fd.try_clone().map_err(|e| Error::Backend(e.to_string()))?;
-                    let ring = loop {
-                        match Ring::new(
-                            dup.try_clone().map_err(|e| Error::Backend(e.to_string()))?,
-                            pages,
-                        ) {
-                            Ok(r) => break r,
-                            Err(e) if e.raw_os_error() == Some(libc::EPERM) && pages > 8 => {
-                                pages /= 4;
-                            }
-                            Err(e) => {
-                                return Err(open_error(e, "mmap of a perf ring buffer".into(), tid))
-                            }
-                        }
-                    };
-                    if pages * page < p.buffer_bytes {
-                        notes.push(format!(
-                            "ring buffers reduced to {} KiB per CPU by the locked-memory limit (raise kernel.perf_event_mlock_kb or run as root)",
-                            pages * page / 1024
-                        ));
-                    }
-                    leader = Some(ring.fd().as_raw_fd());
-                    rings.push(ring);
-                }
-            }
-            fds.push(fd);
+            let fd = events::open_uprobe(&spec, tid, cpu).map_err(|e| {
+                fail(
+                    e,
+                    format!(
+                        "perf_event_open of a uprobe on {}+{:#x} for pid {tid}",
+                        loc.path.display(),
+                        loc.offset
+                    ),
+                )
+            })?;
+            ids[li].push(
+                events::event_id(&fd)
+                    .map_err(|e| (Error::Backend(format!("PERF_EVENT_IOC_ID: {e}")), false))?,
+            );
+            events::redirect_output_raw(&fd, leader).map_err(|e| {
+                (
+                    Error::Backend(format!("PERF_EVENT_IOC_SET_OUTPUT: {e}")),
+                    false,
+                )
+            })?;
+            ev.uprobes.push(fd);
         }
     }
     // The ids are known to the reader before the task runs.
-    if let Ok(mut map) = ids.lock() {
-        map.extend(new_ids);
+    shared.untimed(Synthetic::SideIds { ids: side_ids });
+    for (location, ids) in ids.into_iter().enumerate() {
+        shared.untimed(Synthetic::Ids { location, ids });
     }
-    Ok(TaskEvents { _fds: fds })
+    Ok(ev)
+}
+
+/// What /proc says of `pid` now, as records for the interpreter: its name and mappings.
+fn describe_process(pid: u32, exec: bool) -> Vec<Synthetic> {
+    let mut out = vec![Synthetic::Process {
+        pid,
+        comm: procfs::comm(pid).unwrap_or_else(|| format!("pid {pid}")),
+        exec,
+    }];
+    for m in procfs::maps(pid).unwrap_or_default() {
+        if m.executable() && m.is_file() {
+            out.push(Synthetic::Mapping {
+                pid,
+                start: m.start,
+                end: m.end,
+                pgoff: m.offset,
+                inode: Some(m.inode),
+                path: m.path.into(),
+            });
+        }
+    }
+    out
 }
 
 /// Threads are always followed; forked children only when `children`.
 fn ptrace_options(children: bool) -> libc::c_int {
     libc::PTRACE_O_TRACECLONE
+        | libc::PTRACE_O_TRACEEXEC
         | if children {
             libc::PTRACE_O_TRACEFORK | libc::PTRACE_O_TRACEVFORK
         } else {
@@ -192,29 +252,6 @@ fn ptrace_cont(req: libc::c_uint, tid: i32, sig: i32) {
     };
 }
 
-/// The TracerPid of a task (0: not traced).
-fn tracer_of(tid: i32) -> u32 {
-    std::fs::read_to_string(format!("/proc/{tid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("TracerPid:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn tids_of(pid: u32) -> Vec<i32> {
-    let mut out: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort_unstable();
-    out
-}
-
 /// What the tracer thread starts.
 pub(crate) enum Start {
     /// A held child (forked, not yet exec'd) to release once its events are open.
@@ -226,16 +263,30 @@ pub(crate) enum Start {
     Attach { pid: u32 },
 }
 
-/// Runs the tracer thread: starts or seizes the target, opens the first events and hands the
-/// ring buffers over through `ready`, then follows new tasks until `shared.quit`.
+/// What the tracer thread hands the reader once the target runs.
+pub(crate) struct Started {
+    pub rings: Vec<Ring>,
+    pub main_pid: u32,
+}
+
+/// Runs the tracer thread: opens the buffers, starts or seizes the target, opens the first
+/// events and hands the buffers over through `ready`, then follows new tasks until
+/// `shared.quit`. Returns every event fd it opened, for the reader to read their counters.
 pub(crate) fn tracer_thread(
     start: Start,
     params: EventParams,
     shared: Arc<Shared>,
-    ready: std::sync::mpsc::Sender<Result<(Vec<Ring>, u32)>>,
-) -> Option<Vec<OwnedFd>> {
+    ready: std::sync::mpsc::Sender<Result<Started>>,
+) -> Vec<OwnedFd> {
     let mut notes = Vec::new();
-    let mut rings = Vec::new();
+    let rings = match open_rings(&params, &mut notes) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return Vec::new();
+        }
+    };
+    let leaders = leaders_of(&params, &rings);
     let mut tasks: FxHashMap<i32, TaskEvents> = FxHashMap::default();
     let main_pid: i32;
     let mut spawned = None;
@@ -245,7 +296,7 @@ pub(crate) fn tracer_thread(
                 Ok(c) => c,
                 Err(e) => {
                     let _ = ready.send(Err(e));
-                    return None;
+                    return Vec::new();
                 }
             };
             main_pid = child.pid;
@@ -257,16 +308,7 @@ pub(crate) fn tracer_thread(
                         child.pid,
                     )
                 })
-                .and_then(|_| {
-                    open_task(
-                        &params,
-                        child.pid,
-                        None,
-                        &shared.ids,
-                        &mut rings,
-                        &mut notes,
-                    )
-                });
+                .and_then(|_| open_task(&params, child.pid, &leaders, &shared).map_err(|e| e.0));
             match opened {
                 Ok(ev) => {
                     tasks.insert(child.pid, ev);
@@ -274,23 +316,28 @@ pub(crate) fn tracer_thread(
                 Err(e) => {
                     child.abandon();
                     let _ = ready.send(Err(e));
-                    return None;
+                    return Vec::new();
                 }
             }
             if let Err(e) = child.release(&program) {
                 spawn::try_wait(child.pid, true);
                 let _ = ready.send(Err(e));
-                return None;
+                return tasks.into_values().flat_map(TaskEvents::into_fds).collect();
             }
             spawned = Some(child.pid);
         }
         Start::Attach { pid } => {
             main_pid = pid as i32;
+            // What the process maps now, stamped before any of its events exists.
+            let now = events::now_ns();
+            if let Ok(mut q) = shared.timed.lock() {
+                q.extend(describe_process(pid, false).into_iter().map(|s| (now, s)));
+            }
             let mut seen: FxHashSet<i32> = FxHashSet::default();
             // Threads started while we seize are caught by another look: a seized thread's
             // later clones stop for us.
             for _ in 0..10 {
-                let new: Vec<i32> = tids_of(pid)
+                let new: Vec<i32> = procfs::tids(pid)
                     .into_iter()
                     .filter(|t| !seen.contains(t))
                     .collect();
@@ -303,7 +350,7 @@ pub(crate) fn tracer_thread(
                         if e.raw_os_error() == Some(libc::ESRCH) {
                             continue;
                         }
-                        let tracer = tracer_of(tid);
+                        let tracer = procfs::tracer_of(tid);
                         if tracer != 0 {
                             // Already traced (a debugger): record the threads that exist,
                             // without following new ones.
@@ -318,25 +365,23 @@ pub(crate) fn tracer_thread(
                                 ),
                                 tid,
                             )));
-                            return None;
+                            return tasks.into_values().flat_map(TaskEvents::into_fds).collect();
                         }
                     }
-                    let leaders: Vec<(i32, RawFd)> = leaders_of(&params, &rings);
-                    let l = (!rings.is_empty()).then_some(&leaders[..]);
-                    match open_task(&params, tid, l, &shared.ids, &mut rings, &mut notes) {
+                    match open_task(&params, tid, &leaders, &shared) {
                         Ok(ev) => {
                             tasks.insert(tid, ev);
                         }
-                        Err(e) => {
+                        Err((_, true)) => {}
+                        Err((e, false)) => {
                             let _ = ready.send(Err(e));
-                            return None;
+                            return tasks.into_values().flat_map(TaskEvents::into_fds).collect();
                         }
                     }
                 }
             }
         }
     }
-    let leaders = leaders_of(&params, &rings);
     // New tasks wait for this thread: as root, run it ahead of ordinary processes.
     // SAFETY: setpriority on our own thread id; failing is harmless.
     unsafe {
@@ -346,8 +391,14 @@ pub(crate) fn tracer_thread(
     if let Ok(mut n) = shared.notes.lock() {
         n.extend(notes.drain(..));
     }
-    if ready.send(Ok((rings, main_pid as u32))).is_err() {
-        return None;
+    if ready
+        .send(Ok(Started {
+            rings,
+            main_pid: main_pid as u32,
+        }))
+        .is_err()
+    {
+        return tasks.into_values().flat_map(TaskEvents::into_fds).collect();
     }
     let mut graveyard = Vec::new();
     follow(
@@ -373,11 +424,11 @@ pub(crate) fn tracer_thread(
         }
     }
     for (_, ev) in tasks.drain() {
-        graveyard.extend(ev._fds);
+        graveyard.extend(ev.into_fds());
     }
     // Returning ends this thread: the kernel detaches every remaining tracee at once; the
-    // caller releases the probes.
-    Some(graveyard)
+    // caller reads the counters and releases the probes.
+    graveyard
 }
 
 fn leaders_of(params: &EventParams, rings: &[Ring]) -> Vec<(i32, RawFd)> {
@@ -440,8 +491,9 @@ fn wait_main(pid: i32, block: bool) -> Option<i32> {
     }
 }
 
-/// Handles ptrace stops until `quit`: new tasks get their events and are resumed; signals are
-/// delivered as they would be without us; group stops stay stops (`PTRACE_LISTEN`).
+/// Handles ptrace stops until `quit`: new tasks get their events and are resumed; an exec that
+/// took the task's events away (a setuid program) gets new ones; signals are delivered as they
+/// would be without us; group stops stay stops (`PTRACE_LISTEN`).
 fn follow(
     params: &EventParams,
     leaders: &[(i32, RawFd)],
@@ -450,14 +502,18 @@ fn follow(
     spawned: Option<i32>,
     graveyard: &mut Vec<OwnedFd>,
 ) {
-    let mut notes = Vec::new();
-    let mut rings = Vec::new();
-    let mut failed_open = 0u64;
     // Only our own tracees are waited for, by pid: waitpid(-1) would also reap children that
     // the host process (a test harness, an application embedding us) started itself.
     let mut known: Vec<i32> = tasks.keys().copied().collect();
     let mut next = 0usize;
+    let untraced = |tid: i32, e: &Error| {
+        shared.untimed(Synthetic::Untraced {
+            tid: tid as u32,
+            why: e.to_string(),
+        })
+    };
     while !shared.quit.load(Ordering::Relaxed) {
+        shared.live.store(known.len(), Ordering::Relaxed);
         if known.is_empty() {
             std::thread::sleep(Duration::from_millis(1));
             continue;
@@ -477,7 +533,7 @@ fn follow(
         if r < 0 {
             known.swap_remove(next);
             if let Some(ev) = tasks.remove(&tid) {
-                graveyard.extend(ev._fds);
+                graveyard.extend(ev.into_fds());
             }
             continue;
         }
@@ -487,7 +543,7 @@ fn follow(
             // mutex that opening one also takes: closing now would stall the target's next
             // thread creation, so the fds are closed after the recording.
             if let Some(ev) = tasks.remove(&tid) {
-                graveyard.extend(ev._fds);
+                graveyard.extend(ev.into_fds());
             }
             if Some(tid) == spawned {
                 let code = if libc::WIFEXITED(status) {
@@ -517,18 +573,55 @@ fn follow(
             }
             // A new task's first stop: give it events, then let it run.
             if let std::collections::hash_map::Entry::Vacant(v) = tasks.entry(tid) {
-                match open_task(
-                    params,
-                    tid,
-                    Some(leaders),
-                    &shared.ids,
-                    &mut rings,
-                    &mut notes,
-                ) {
+                match open_task(params, tid, leaders, shared) {
                     Ok(ev) => {
                         v.insert(ev);
                     }
-                    Err(_) => failed_open += 1,
+                    Err((e, _)) => untraced(tid, &e),
+                }
+            }
+            ptrace_cont(libc::PTRACE_CONT, tid, 0);
+        } else if event == libc::PTRACE_EVENT_EXEC {
+            // A non-leader thread that exec'd took over the leader's id; its old id is gone.
+            let mut former: libc::c_ulong = 0;
+            // SAFETY: GETEVENTMSG writes one unsigned long.
+            unsafe {
+                libc::ptrace(
+                    libc::PTRACE_GETEVENTMSG,
+                    tid,
+                    std::ptr::null_mut::<libc::c_void>(),
+                    &mut former as *mut libc::c_ulong as *mut libc::c_void,
+                )
+            };
+            if former as i32 != tid {
+                if let Some(ev) = tasks.remove(&(former as i32)) {
+                    tasks.insert(tid, ev);
+                }
+            }
+            // An exec of a setuid (non-dumpable) program detaches every event of the task
+            // (the kernel's perf_event_exit_task) and sends no records of the new image: give
+            // it new events, and tell the interpreter what it now maps.
+            let dropped = tasks
+                .get(&tid)
+                .and_then(|ev| ev.uprobes.first())
+                .is_some_and(events::hung_up);
+            if dropped {
+                if let Some(ev) = tasks.remove(&tid) {
+                    graveyard.extend(ev.into_fds());
+                }
+                let now = events::now_ns();
+                if let Ok(mut q) = shared.timed.lock() {
+                    q.extend(
+                        describe_process(tid as u32, true)
+                            .into_iter()
+                            .map(|s| (now, s)),
+                    );
+                }
+                match open_task(params, tid, leaders, shared) {
+                    Ok(ev) => {
+                        tasks.insert(tid, ev);
+                    }
+                    Err((e, _)) => untraced(tid, &e),
                 }
             }
             ptrace_cont(libc::PTRACE_CONT, tid, 0);
@@ -554,11 +647,5 @@ fn follow(
             ptrace_cont(libc::PTRACE_CONT, tid, sig);
         }
     }
-    if failed_open > 0 {
-        if let Ok(mut n) = shared.notes.lock() {
-            n.push(format!(
-                "{failed_open} new threads or processes could not be given probes; their allocations are missing"
-            ));
-        }
-    }
+    shared.live.store(known.len(), Ordering::Relaxed);
 }

@@ -1,25 +1,31 @@
 //! The Linux recorder: places the probes, follows the target, reads the ring buffers in time
-//! order, unwinds and aggregates each allocation by (process, probe, normalized stack).
+//! order and feeds every record to the interpreter (and to a raw capture, if asked); at the
+//! end, reads the kernel's counters of every event so that the loss accounting is exact.
 
 mod events;
 mod follow;
-mod process;
 mod resolve;
 mod spawn;
-mod tracer;
 
-use std::os::fd::AsRawFd;
-use std::sync::atomic::Ordering;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use allocflame_core::probes::{catalog, Platform};
 use allocflame_core::source::{RecordOptions, RecordReport, StackSink, Target};
 use allocflame_core::{Error, Result};
+use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::capture::{CaptureWriter, End};
+use crate::interpret::{Interpreter, Setup};
+use crate::objects::Opener;
+use crate::procfs;
+use crate::record::{self, Layout, Synthetic};
 use crate::PerfSource;
 use events::Ring;
-use tracer::Tracer;
+use follow::Shared;
 
 fn online_cpus() -> Vec<i32> {
     let parse = |text: &str| -> Vec<i32> {
@@ -47,13 +53,36 @@ fn online_cpus() -> Vec<i32> {
 }
 
 fn alive(pid: u32) -> bool {
-    // A zombie still has /proc/PID; its state says so.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
+    procfs::alive(pid)
+}
+
+/// Live files: the path, if it is still the file the kernel mapped (same device and inode),
+/// else the mapping itself through `/proc/PID/map_files` while the process lives.
+struct LiveOpener;
+
+impl Opener for LiveOpener {
+    fn open(
+        &mut self,
+        pid: u32,
+        path: &Path,
+        inode: Option<(u64, u64)>,
+        range: (u64, u64),
+    ) -> std::result::Result<std::fs::File, String> {
+        let by_path = std::fs::File::open(path).ok();
+        if let Some(f) = by_path {
+            if inode.is_none() || procfs::inode_of(&f) == inode {
+                return Ok(f);
+            }
+        }
+        if let Ok(f) = procfs::map_file(pid, range.0, range.1) {
+            if inode.is_none() || procfs::inode_of(&f) == inode {
+                return Ok(f);
+            }
+        }
+        Err(format!(
+            "{} was replaced (or removed) before its mapping in pid {pid} could be read: its frames are left unnamed",
+            path.display()
+        ))
     }
 }
 
@@ -123,6 +152,7 @@ pub(crate) fn record(
     } else {
         0
     };
+    let layout = Layout::new(stack_bytes, max_callchain > 0);
     let builtin = catalog(Platform::current());
     let user_probe: Vec<bool> = options
         .probes
@@ -163,14 +193,18 @@ pub(crate) fn record(
                     "no process {pid} (check the pid with `pgrep`)"
                 )));
             }
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .map(|s| s.trim_end().to_owned())
-                .unwrap_or_else(|_| format!("pid {pid}"));
+            let comm = procfs::comm(*pid).unwrap_or_else(|| format!("pid {pid}"));
+            let deadline = match duration {
+                Some(d) => Some(Instant::now().checked_add(*d).ok_or_else(|| {
+                    Error::Invalid(format!("--duration {} s is too long", d.as_secs_f64()))
+                })?),
+                None => None,
+            };
             (
                 follow::Start::Attach { pid: *pid },
                 Some(*pid),
                 comm,
-                duration.map(|d| Instant::now() + d),
+                deadline,
             )
         }
     };
@@ -185,13 +219,13 @@ pub(crate) fn record(
     let params = follow::EventParams {
         pmu,
         locs: locs.clone(),
-        stack_bytes,
+        layout,
         max_callchain,
         buffer_bytes,
         cpus: online_cpus(),
         follow_children: options.follow_children,
     };
-    let shared = Arc::new(follow::Shared::default());
+    let shared = Arc::new(Shared::default());
     let (tx, rx) = std::sync::mpsc::channel();
     let tracer_thread = {
         let shared = shared.clone();
@@ -200,48 +234,87 @@ pub(crate) fn record(
             .spawn(move || follow::tracer_thread(start, params, shared, tx))
             .map_err(|e| Error::Backend(format!("cannot start the tracer thread: {e}")))?
     };
-    let (mut rings, main_pid) = match rx.recv() {
+    let started = match rx.recv() {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            let _ = tracer_thread.join();
+            let fds = tracer_thread.join().unwrap_or_default();
+            events::release_in_background(fds, Vec::new());
             return Err(e);
         }
         Err(_) => {
-            let _ = tracer_thread.join();
+            let fds = tracer_thread.join().unwrap_or_default();
+            events::release_in_background(fds, Vec::new());
             return Err(Error::Backend(
                 "the tracer thread ended unexpectedly".into(),
             ));
         }
     };
+    let main_pid = started.main_pid;
+    let mut rings = started.rings;
     phase("events open, program started");
-    let mut tracer = Tracer::new(
-        options,
-        locs,
-        shared.clone(),
+    let setup = Setup {
+        probes: options.probes.iter().map(|p| p.to_string()).collect(),
+        locations: locs,
+        layout,
         main_pid,
         comm,
-        max_callchain > 0,
-    );
-    tracer.progress = source.progress.clone();
+        stacks: options.stacks,
+        max_depth: options.max_depth,
+    };
+    let capture = match &source.save_raw {
+        Some(path) => match CaptureWriter::create(path, &setup) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                report.notes.push(format!("no raw capture is saved: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
+    let mut live = Live {
+        interp: Interpreter::new(setup, Box::new(LiveOpener))?,
+        capture,
+        shared: shared.clone(),
+        timed: Vec::new(),
+        id_loc: FxHashMap::default(),
+        side_ids: FxHashSet::default(),
+        progress: source.progress.clone(),
+    };
     let attach = pid_hint.is_some();
-    if attach {
-        tracer.seed_maps(main_pid);
-    }
     let mut gone = false;
-    let interrupted = run_loop(&mut tracer, &mut rings, options, || {
+    let mut told_children = false;
+    let program = live.interp.setup().comm.clone();
+    let interrupted = run_loop(&mut live, &mut rings, options, || {
         if attach {
             gone = !alive(main_pid);
             gone || deadline.is_some_and(|d| Instant::now() >= d)
         } else {
-            shared.main_exit.lock().map(|e| e.is_some()).unwrap_or(true)
+            // The program and every process it started that we follow: a child that outlives
+            // its parent is recorded to its end.
+            let main_done = shared.main_exit.lock().map(|e| e.is_some()).unwrap_or(true);
+            let live_tasks = shared.live.load(Ordering::Relaxed);
+            if main_done && live_tasks > 0 && !told_children {
+                told_children = true;
+                eprintln!(
+                    "allocflame: {program} exited; recording the processes it started until they exit (Ctrl-C stops)"
+                );
+            }
+            main_done && live_tasks == 0
         }
     });
     phase("target done");
     shared.quit.store(true, Ordering::Relaxed);
-    let event_fds = tracer_thread.join().ok().flatten().unwrap_or_default();
+    let event_fds = tracer_thread.join().unwrap_or_default();
     phase("ptrace thread done, tracees detached");
+    // No more hits from here on (an attached target keeps running): the counters read below
+    // then match what the buffers hold.
+    for fd in &event_fds {
+        events::disable(fd);
+    }
     // Records written while the tracer thread wound down (a stopped program's last words).
-    tracer.drain(&mut rings, u64::MAX);
+    live.drain(&mut rings, u64::MAX);
+    live.counters(&event_fds);
+    phase("buffers drained, counters read");
     // The probes go away in the background (their release is slow; see `events.rs`).
     events::release_in_background(event_fds, rings);
     if let Ok(mut n) = shared.notes.lock() {
@@ -264,15 +337,172 @@ pub(crate) fn record(
             report.interrupted = true;
         }
     }
-    tracer.finish(&mut report, sink);
-    phase("probes released, stacks handed over");
+    if let Some(c) = live.capture.take() {
+        let end = End {
+            exit_code: report.exit_code,
+            interrupted: report.interrupted,
+            notes: report.notes.clone(),
+        };
+        if let Some(e) = c.finish(&end) {
+            report.notes.push(e);
+        }
+    }
+    live.interp.finish(&mut report, sink);
+    phase("stacks handed over");
     Ok(report)
+}
+
+/// The reader's side of a live recording: the interpreter, the capture, and what the tracer
+/// thread tells it.
+struct Live<'o> {
+    interp: Interpreter<'o>,
+    capture: Option<CaptureWriter>,
+    shared: Arc<Shared>,
+    /// Timed records taken from `shared`, oldest first.
+    timed: Vec<(u64, Synthetic)>,
+    id_loc: FxHashMap<u64, usize>,
+    side_ids: FxHashSet<u64>,
+    progress: Option<Arc<AtomicU64>>,
+}
+
+impl Live<'_> {
+    fn synthetic(&mut self, s: Synthetic) {
+        match &s {
+            Synthetic::Ids { location, ids } => {
+                self.id_loc.extend(ids.iter().map(|&id| (id, *location)))
+            }
+            Synthetic::SideIds { ids } => self.side_ids.extend(ids.iter().copied()),
+            _ => {}
+        }
+        self.interp.synthetic(&s);
+        self.flush_outbox();
+        if let Some(c) = &mut self.capture {
+            c.synthetic(&s);
+        }
+    }
+
+    /// What the interpreter produced goes into the capture before the record that caused it.
+    fn flush_outbox(&mut self) {
+        if self.interp.outbox.is_empty() {
+            return;
+        }
+        let out = std::mem::take(&mut self.interp.outbox);
+        if let Some(c) = &mut self.capture {
+            for s in &out {
+                c.synthetic(s);
+            }
+        }
+    }
+
+    /// Handles every record stamped before `until`, merging the per-CPU buffers and the
+    /// tracer thread's timed records in time order.
+    ///
+    /// Everything stamped before `until` (taken before the heads are loaded) is already in the
+    /// buffers: a thread's records are written in order, with preemption off, so a thread
+    /// that moved to another CPU finished writing on the first before it stamped on the next.
+    fn drain(&mut self, rings: &mut [Ring], until: u64) {
+        for r in rings.iter_mut() {
+            r.load_head();
+        }
+        // Ids of tasks whose records may be in this batch were queued before those tasks ran.
+        let untimed = self
+            .shared
+            .untimed
+            .lock()
+            .map(|mut q| std::mem::take(&mut *q))
+            .unwrap_or_default();
+        for s in untimed {
+            self.synthetic(s);
+        }
+        if let Ok(mut q) = self.shared.timed.lock() {
+            self.timed.append(&mut q);
+        }
+        self.timed.sort_by_key(|(t, _)| *t);
+        let mut timed = std::mem::take(&mut self.timed).into_iter().peekable();
+        loop {
+            let mut best: Option<(usize, u64)> = None;
+            for (i, r) in rings.iter_mut().enumerate() {
+                if let Some(rec) = r.peek() {
+                    let t = record::record_time(rec);
+                    if t < until && best.map_or(true, |(_, bt)| t < bt) {
+                        best = Some((i, t));
+                    }
+                }
+            }
+            if let Some(&(t, _)) = timed.peek() {
+                if t < until && best.map_or(true, |(_, bt)| t <= bt) {
+                    if let Some((_, s)) = timed.next() {
+                        self.synthetic(s);
+                    }
+                    continue;
+                }
+            }
+            let Some((i, _)) = best else { break };
+            if let Some(rec) = rings[i].peek() {
+                // The record is borrowed from the ring; handle it before releasing it.
+                let rec: &[u8] = rec;
+                self.interp.ring_record(rec);
+                if let Some(c) = &mut self.capture {
+                    let out = std::mem::take(&mut self.interp.outbox);
+                    for s in &out {
+                        c.synthetic(s);
+                    }
+                    c.ring(rec);
+                } else {
+                    self.interp.outbox.clear();
+                }
+            }
+            rings[i].consume();
+        }
+        self.timed.extend(timed);
+        if let Some(p) = &self.progress {
+            p.store(self.interp.counted(), Ordering::Relaxed);
+        }
+    }
+
+    /// Reads every event's counter: hits and lost samples per location, lost side records.
+    fn counters(&mut self, fds: &[OwnedFd]) {
+        let untimed = self
+            .shared
+            .untimed
+            .lock()
+            .map(|mut q| std::mem::take(&mut *q))
+            .unwrap_or_default();
+        for s in untimed {
+            self.synthetic(s);
+        }
+        let n = self.interp.setup().locations.len();
+        let mut per_location = vec![(0u64, 0u64); n];
+        let mut side_lost = 0;
+        let mut unread = 0;
+        for fd in fds {
+            match events::read_counter(fd) {
+                Some((hits, id, lost)) => {
+                    if let Some(&loc) = self.id_loc.get(&id) {
+                        per_location[loc].0 += hits;
+                        per_location[loc].1 += lost;
+                    } else if self.side_ids.contains(&id) {
+                        side_lost += lost;
+                    }
+                }
+                None => unread += 1,
+            }
+        }
+        // Without per-event lost counts (Linux < 6.0) or with counters that could not be
+        // read, the interpreter falls back on the buffers' PERF_RECORD_LOST records.
+        if events::counts_lost() && unread == 0 {
+            self.synthetic(Synthetic::Counters {
+                per_location,
+                side_lost,
+            });
+        }
+    }
 }
 
 /// Reads the ring buffers until `done` says the target is finished or the user stops; returns
 /// whether the user stopped it.
 fn run_loop(
-    tracer: &mut Tracer,
+    live: &mut Live<'_>,
     rings: &mut [Ring],
     options: &RecordOptions,
     mut done: impl FnMut() -> bool,
@@ -295,11 +525,9 @@ fn run_loop(
     loop {
         let finished = done();
         let stop = options.stop.load(Ordering::Relaxed);
-        // Everything stamped before now is already in the buffers (a thread's next record
-        // can only follow its previous one), so records are merged in time order up to now.
-        tracer.drain(rings, events::now_ns());
+        live.drain(rings, events::now_ns());
         if finished || stop {
-            tracer.drain(rings, u64::MAX);
+            live.drain(rings, u64::MAX);
             break stop && !finished;
         }
         // SAFETY: polling fds we own.

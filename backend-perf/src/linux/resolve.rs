@@ -8,17 +8,8 @@ use allocflame_core::{Error, Result};
 use blazesym::inspect::source::{Elf, Source};
 use blazesym::inspect::Inspector;
 
-/// A probed function located in a file.
-#[derive(Clone, Debug)]
-pub(crate) struct Location {
-    pub path: PathBuf,
-    /// File offset of the function's first instruction.
-    pub offset: u64,
-    /// Size of the function in bytes (0 when the symbol table does not say).
-    pub size: u64,
-    /// Indices of the probes at this location (aliases like `aligned_alloc` = `memalign`).
-    pub probes: Vec<usize>,
-}
+use crate::interpret::Location;
+use crate::procfs;
 
 /// Whether `file_name` is the library a probe calls `lib` (`libc` → `libc.so.6`).
 fn matches_library(file_name: &str, lib: &str) -> bool {
@@ -37,18 +28,16 @@ pub(crate) fn find_library(lib: &str, pid: Option<u32>) -> Option<PathBuf> {
             .exists()
             .then(|| p.canonicalize().unwrap_or_else(|_| p.into()));
     }
-    let maps_of = |who: String| -> Option<PathBuf> {
-        let text = std::fs::read_to_string(format!("/proc/{who}/maps")).ok()?;
-        text.lines().find_map(|line| {
-            let path = line.split_whitespace().nth(5)?;
-            let name = Path::new(path).file_name()?.to_str()?;
-            matches_library(name, lib).then(|| PathBuf::from(path))
+    let maps_of = |pid: u32| -> Option<PathBuf> {
+        procfs::maps(pid)?.into_iter().find_map(|m| {
+            let name = Path::new(&m.path).file_name()?.to_str()?;
+            (m.is_file() && matches_library(name, lib)).then(|| PathBuf::from(&m.path))
         })
     };
-    if let Some(p) = pid.and_then(|p| maps_of(p.to_string())) {
+    if let Some(p) = pid.and_then(maps_of) {
         return Some(p);
     }
-    if let Some(p) = maps_of("self".into()) {
+    if let Some(p) = maps_of(std::process::id()) {
         return Some(p);
     }
     let out = std::process::Command::new("ldconfig")

@@ -1,11 +1,14 @@
-//! What the backend knows of each traced process: its executable mappings (to normalize
-//! addresses to `(file, offset)` while it lives) and a framehop unwinder with the DWARF CFI
-//! (`.eh_frame`) of each mapped module.
+//! Object files and processes as the interpreter knows them: each mapped file identified (path,
+//! device and inode, build-id) and held open, so that unwinding and symbolization read the very
+//! file that was mapped even if its path is replaced during the recording; per process its
+//! executable mappings (to normalize addresses to `(object, offset)`) and a framehop unwinder
+//! with the DWARF CFI (`.eh_frame`) of each mapped module. No cfg: replays run anywhere.
 
 use std::ops::{Deref, Range};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use allocflame_core::source::ObjectFile;
 use framehop::x86_64::UnwinderX86_64;
 use framehop::{ExplicitModuleSectionInfo, Module, Unwinder};
 use object::{Object, ObjectSection, ObjectSegment};
@@ -34,12 +37,14 @@ pub(crate) struct FileUnwindInfo {
 }
 
 impl FileUnwindInfo {
-    fn read(path: &Path) -> Option<FileUnwindInfo> {
-        let file = std::fs::File::open(path).ok()?;
+    /// Reads the unwind sections of `file`; also returns its build-id.
+    fn read(file: &std::fs::File) -> Option<(FileUnwindInfo, Option<Vec<u8>>)> {
         // SAFETY: the file is mapped read-only; a library rewritten in place while we run could
-        // change under us, which is what every profiler (perf, samply) accepts.
-        let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+        // change under us, which is what every profiler (perf, samply) accepts (symbolization
+        // checks the build-id again).
+        let map = unsafe { memmap2::Mmap::map(file) }.ok()?;
         let obj = object::File::parse(&map[..]).ok()?;
+        let build_id = obj.build_id().ok().flatten().map(<[u8]>::to_vec);
         let mut sections = FxHashMap::default();
         for name in [
             ".text",
@@ -66,11 +71,14 @@ impl FileUnwindInfo {
                 (off, s.address(), size)
             })
             .collect();
-        Some(FileUnwindInfo {
-            map: Arc::new(map),
-            sections,
-            loads,
-        })
+        Some((
+            FileUnwindInfo {
+                map: Arc::new(map),
+                sections,
+                loads,
+            },
+            build_id,
+        ))
     }
 
     fn bytes(&self, name: &str) -> Option<SectionBytes> {
@@ -89,7 +97,7 @@ impl FileUnwindInfo {
     /// segment whose file offset rounds down to `pgoff` (two segments may share that page, as
     /// with lld's layout; the one starting in it wins).
     fn bias(&self, start: u64, pgoff: u64) -> u64 {
-        let page = super::events::page_size() as u64;
+        let page = PAGE;
         let seg = self
             .loads
             .iter()
@@ -106,31 +114,105 @@ impl FileUnwindInfo {
     }
 }
 
-/// Interned files: ids for paths, and unwind info read once per file.
-#[derive(Default)]
-pub(crate) struct Files {
-    pub paths: Vec<Arc<Path>>,
-    by_path: FxHashMap<PathBuf, u32>,
-    unwind: FxHashMap<u32, Option<Arc<FileUnwindInfo>>>,
+/// Page size of the recorded machine (x86-64 and the 4 KiB pages Linux uses there).
+const PAGE: u64 = 4096;
+
+/// How the interpreter gets at the file of a mapping: live, by path checked against the
+/// mapping's inode (else through `/proc/PID/map_files`); in a replay, by path or in search
+/// directories, checked against the build-id the recording saw.
+pub(crate) trait Opener {
+    /// The file mapped at `start..end` of `pid` from `path` (device and inode `inode`, when the
+    /// kernel said), or why it cannot be had.
+    fn open(
+        &mut self,
+        pid: u32,
+        path: &Path,
+        inode: Option<(u64, u64)>,
+        range: (u64, u64),
+    ) -> Result<std::fs::File, String>;
 }
 
-impl Files {
-    pub(crate) fn intern(&mut self, path: &Path) -> u32 {
-        if let Some(&id) = self.by_path.get(path) {
+/// The build-id of an ELF file.
+pub(crate) fn build_id_of(file: &std::fs::File) -> Option<Vec<u8>> {
+    // SAFETY: read-only mapping of a file we only parse.
+    let map = unsafe { memmap2::Mmap::map(file) }.ok()?;
+    let obj = object::File::parse(&map[..]).ok()?;
+    obj.build_id().ok().flatten().map(<[u8]>::to_vec)
+}
+
+/// One object file: the core's [`ObjectFile`] (path, build-id, the held file) and its unwind
+/// info, or `None` for both when the mapped file could not be had.
+pub(crate) struct Entry {
+    pub path: Arc<Path>,
+    pub object: Option<Arc<ObjectFile>>,
+    unwind: Option<Arc<FileUnwindInfo>>,
+}
+
+/// Interned object files, by path and identity, each read once.
+#[derive(Default)]
+pub(crate) struct Objects {
+    pub entries: Vec<Entry>,
+    by_key: FxHashMap<(PathBuf, Option<(u64, u64)>), u32>,
+    by_path: FxHashMap<PathBuf, u32>,
+    /// Why objects could not be had (for the report).
+    pub problems: Vec<String>,
+}
+
+impl Objects {
+    /// The id of the object mapped at `range` of `pid` from `path` (device and inode `inode`),
+    /// opening it through `opener` the first time; `fresh` receives `(path, inode, build-id)`
+    /// of an object opened now.
+    pub(crate) fn intern(
+        &mut self,
+        opener: &mut dyn Opener,
+        pid: u32,
+        path: &Path,
+        inode: Option<(u64, u64)>,
+        range: (u64, u64),
+        fresh: &mut dyn FnMut(&Path, Option<(u64, u64)>, Option<Vec<u8>>),
+    ) -> u32 {
+        let key = (path.to_path_buf(), inode);
+        if let Some(&id) = self.by_key.get(&key) {
             return id;
         }
-        let id = self.paths.len() as u32;
-        self.paths.push(Arc::from(path));
+        // Without an inode (an MMAP record, a mapping of a process seen late), the path's
+        // latest object is the one.
+        if inode.is_none() {
+            if let Some(&id) = self.by_path.get(path) {
+                return id;
+            }
+        }
+        let id = self.entries.len() as u32;
+        let entry = match opener.open(pid, path, inode, range) {
+            Ok(file) => {
+                let (unwind, build_id) = match FileUnwindInfo::read(&file) {
+                    Some((u, b)) => (Some(Arc::new(u)), b),
+                    None => (None, build_id_of(&file)),
+                };
+                fresh(path, inode, build_id.clone());
+                Entry {
+                    path: Arc::from(path),
+                    object: Some(Arc::new(ObjectFile {
+                        path: path.to_path_buf(),
+                        build_id,
+                        file: Some(file),
+                    })),
+                    unwind,
+                }
+            }
+            Err(why) => {
+                self.problems.push(why);
+                Entry {
+                    path: Arc::from(path),
+                    object: None,
+                    unwind: None,
+                }
+            }
+        };
+        self.entries.push(entry);
+        self.by_key.insert(key, id);
         self.by_path.insert(path.to_path_buf(), id);
         id
-    }
-
-    fn unwind_info(&mut self, id: u32) -> Option<Arc<FileUnwindInfo>> {
-        let path = self.paths[id as usize].clone();
-        self.unwind
-            .entry(id)
-            .or_insert_with(|| FileUnwindInfo::read(&path).map(Arc::new))
-            .clone()
     }
 }
 
@@ -178,7 +260,7 @@ impl Process {
     }
 
     /// Records an executable mapping of `file` and adds its unwind info.
-    pub(crate) fn add_mapping(&mut self, files: &mut Files, m: Mapping) {
+    pub(crate) fn add_mapping(&mut self, files: &Objects, m: Mapping) {
         // A new mapping replaces whatever overlapped it (munmap is not reported).
         let mut i = 0;
         while i < self.maps.len() {
@@ -192,7 +274,11 @@ impl Process {
         }
         let at = self.maps.partition_point(|x| x.start < m.start);
         self.maps.insert(at, m);
-        if let Some(info) = files.unwind_info(m.file) {
+        if let Some(info) = files
+            .entries
+            .get(m.file as usize)
+            .and_then(|e| e.unwind.clone())
+        {
             let section_info = ExplicitModuleSectionInfo {
                 base_svma: 0,
                 text_svma: info.svma(".text"),
@@ -209,7 +295,10 @@ impl Process {
                 text_segment_svma: None,
                 text_segment: None,
             };
-            let name = files.paths[m.file as usize].to_string_lossy().into_owned();
+            let name = files.entries[m.file as usize]
+                .path
+                .to_string_lossy()
+                .into_owned();
             let module = Module::new(
                 name,
                 m.start..m.end,
@@ -237,43 +326,4 @@ impl Process {
             offset: addr,
         }
     }
-}
-
-/// Reads the executable file mappings of `pid` from `/proc/PID/maps`.
-pub(crate) fn read_proc_maps(pid: u32, files: &mut Files) -> Vec<Mapping> {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for line in text.lines() {
-        // start-end perms offset dev inode path
-        let mut it = line.split_whitespace();
-        let (Some(range), Some(perms), Some(off), Some(_dev), Some(_ino)) =
-            (it.next(), it.next(), it.next(), it.next(), it.next())
-        else {
-            continue;
-        };
-        let path: String = it.collect::<Vec<_>>().join(" ");
-        if !perms.contains('x') || !path.starts_with('/') {
-            continue;
-        }
-        let Some((s, e)) = range.split_once('-') else {
-            continue;
-        };
-        let (Ok(start), Ok(end), Ok(pgoff)) = (
-            u64::from_str_radix(s, 16),
-            u64::from_str_radix(e, 16),
-            u64::from_str_radix(off, 16),
-        ) else {
-            continue;
-        };
-        let path = path.trim_end_matches(" (deleted)");
-        out.push(Mapping {
-            start,
-            end,
-            pgoff,
-            file: files.intern(Path::new(path)),
-        });
-    }
-    out
 }

@@ -1,0 +1,623 @@
+//! The interpreter: turns the records of a recording, live or from a saved capture, into
+//! aggregated stacks — process bookkeeping (fork, exec, mmap), unwinding, normalization to
+//! (object, offset), the counted-once rule (`allocflame_core::once`), per-stack weights and the
+//! loss ledger. No cfg and no syscalls: everything it learns comes in as records, and files
+//! come through an [`Opener`], so the same code interprets a live recording and a replay.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use allocflame_core::once::{EntryHit, Ledger, Loss, TailCalls};
+use allocflame_core::probes::Probe;
+use allocflame_core::source::{RawFrame, RawStack, RecordReport, StackSink};
+use allocflame_core::Weight;
+use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64};
+use framehop::{FrameAddress, Unwinder};
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::{Deserialize, Serialize};
+
+use crate::objects::{Mapping, NormFrame, Objects, Opener, Process};
+use crate::record::{self, regs, Layout, Record, Sample, Synthetic};
+
+/// A probed function located in a file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    /// The file.
+    pub path: PathBuf,
+    /// File offset of the function's first instruction.
+    pub offset: u64,
+    /// Size of the function in bytes (0 when the symbol table does not say).
+    pub size: u64,
+    /// Indices of the probes at this location (aliases like `aligned_alloc` = `memalign`).
+    pub probes: Vec<usize>,
+}
+
+/// What the interpreter must know of a recording, besides its records: saved at the head of
+/// a raw capture.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Setup {
+    /// The probes, as `LIB:FUNC[:SIZE]`.
+    pub probes: Vec<String>,
+    /// Where they were placed.
+    pub locations: Vec<Location>,
+    /// What samples carry.
+    pub layout: Layout,
+    /// The target's process id.
+    pub main_pid: u32,
+    /// Its name (the root frame).
+    pub comm: String,
+    /// Whether stacks are kept (`false`: only counted).
+    pub stacks: bool,
+    /// The deepest stack kept, in frames.
+    pub max_depth: usize,
+}
+
+impl Setup {
+    /// The probes, parsed.
+    pub fn parsed_probes(&self) -> allocflame_core::Result<Vec<Probe>> {
+        self.probes.iter().map(|p| p.parse()).collect()
+    }
+}
+
+/// Callchain entries at or above this are context markers (PERF_CONTEXT_USER, …).
+const PERF_CONTEXT_MAX: u64 = (-4095i64) as u64;
+
+/// The object id of the `[stack truncated]` marker frame.
+const TRUNCATED: u32 = u32::MAX - 1;
+
+type StackMap = FxHashMap<Box<[NormFrame]>, Weight>;
+
+/// Interprets records; see the module docs.
+pub(crate) struct Interpreter<'o> {
+    setup: Setup,
+    probes: Vec<Probe>,
+    opener: Box<dyn Opener + 'o>,
+    /// Event id → location.
+    ids: FxHashMap<u64, usize>,
+    side_ids: FxHashSet<u64>,
+    objects: Objects,
+    procs: FxHashMap<u32, Process>,
+    roots: Vec<String>,
+    root_ids: FxHashMap<String, u32>,
+    /// Pids that exec'd since we saw them (their root is their own name).
+    exec_seen: FxHashSet<u32>,
+    tails: TailCalls,
+    /// Per path: the file-offset ranges of probed functions in it.
+    ranges_by_path: FxHashMap<PathBuf, Vec<(u64, u64)>>,
+    /// Per object id, the ranges of its path, looked up once.
+    ranges: Vec<Option<Arc<[(u64, u64)]>>>,
+    stacks: FxHashMap<(u32, u32, usize), StackMap>,
+    per_probe: Vec<Weight>,
+    pub ledger: Ledger,
+    /// Records the kernel said it dropped (any kind), from PERF_RECORD_LOST.
+    lost_records: u64,
+    counters: Option<(Vec<(u64, u64)>, u64)>,
+    untraced: Vec<(u32, String)>,
+    unreadable_examples: Vec<String>,
+    cache: CacheX86_64,
+    addrs: Vec<u64>,
+    norm: Vec<NormFrame>,
+    /// Stacks continued with the kernel's callchain past the copied stack.
+    spliced: u64,
+    /// Stacks cut at the end of the copied stack bytes.
+    truncated: u64,
+    /// Synthetic records the interpreter produced (object identities), for a capture to save
+    /// before the record that caused them.
+    pub outbox: Vec<Synthetic>,
+}
+
+impl<'o> Interpreter<'o> {
+    pub(crate) fn new(setup: Setup, opener: Box<dyn Opener + 'o>) -> allocflame_core::Result<Self> {
+        let probes = setup.parsed_probes()?;
+        let mut ranges_by_path: FxHashMap<PathBuf, Vec<(u64, u64)>> = FxHashMap::default();
+        for loc in &setup.locations {
+            ranges_by_path
+                .entry(loc.path.clone())
+                .or_default()
+                .push((loc.offset, loc.offset + loc.size.max(1)));
+        }
+        let mut t = Interpreter {
+            per_probe: vec![Weight::default(); probes.len()],
+            tails: TailCalls::new(&probes),
+            probes,
+            opener,
+            ids: FxHashMap::default(),
+            side_ids: FxHashSet::default(),
+            objects: Objects::default(),
+            procs: FxHashMap::default(),
+            roots: Vec::new(),
+            root_ids: FxHashMap::default(),
+            exec_seen: FxHashSet::default(),
+            ranges_by_path,
+            ranges: Vec::new(),
+            stacks: FxHashMap::default(),
+            ledger: Ledger::default(),
+            lost_records: 0,
+            counters: None,
+            untraced: Vec::new(),
+            unreadable_examples: Vec::new(),
+            cache: CacheX86_64::new(),
+            addrs: Vec::with_capacity(64),
+            norm: Vec::with_capacity(64),
+            spliced: 0,
+            truncated: 0,
+            outbox: Vec::new(),
+            setup,
+        };
+        let (pid, comm) = (t.setup.main_pid, t.setup.comm.clone());
+        let root = t.root_id(pid, &comm);
+        t.procs.insert(pid, Process::new(comm, root));
+        Ok(t)
+    }
+
+    /// The setup it was made with.
+    pub(crate) fn setup(&self) -> &Setup {
+        &self.setup
+    }
+
+    /// Allocations counted so far.
+    pub(crate) fn counted(&self) -> u64 {
+        self.ledger.counted
+    }
+
+    /// The root frame of `pid` named `comm`: the target's own name; a forked child that did not
+    /// exec is `NAME [child]`; a process that exec'd is rooted at its program's name.
+    fn root_id(&mut self, pid: u32, comm: &str) -> u32 {
+        let name = if pid == self.setup.main_pid || self.exec_seen.contains(&pid) {
+            comm.to_owned()
+        } else {
+            format!("{comm} [child]")
+        };
+        if let Some(&id) = self.root_ids.get(&name) {
+            return id;
+        }
+        let id = self.roots.len() as u32;
+        self.roots.push(name.clone());
+        self.root_ids.insert(name, id);
+        id
+    }
+
+    fn process(&mut self, pid: u32) -> &mut Process {
+        if !self.procs.contains_key(&pid) {
+            // A process we saw no fork of (records lost): named by pid.
+            let comm = format!("pid {pid}");
+            let root = self.root_id(pid, &comm);
+            self.procs.insert(pid, Process::new(comm, root));
+        }
+        self.procs.get_mut(&pid).expect("inserted above")
+    }
+
+    /// Handles one raw ring-buffer record.
+    pub(crate) fn ring_record(&mut self, rec: &[u8]) {
+        let layout = self.setup.layout;
+        match record::decode(rec, &layout) {
+            Ok(r) => self.record(r),
+            Err(e) => {
+                // A sample that cannot be read is a lost hit; another record a lost fact.
+                if record::record_kind(rec) == Some(record::kind::SAMPLE)
+                    && record::sample_id(rec).is_some_and(|id| self.ids.contains_key(&id))
+                {
+                    self.ledger.lose(Loss::Unreadable, 1);
+                }
+                if self.unreadable_examples.len() < 3 {
+                    self.unreadable_examples.push(e.to_string());
+                }
+            }
+        }
+    }
+
+    fn record(&mut self, r: Record<'_>) {
+        match r {
+            Record::Sample(s) => self.sample(s),
+            Record::Lost { lost, .. } => self.lost_records += lost,
+            Record::Fork { pid, ppid, .. } => {
+                if pid != ppid && !self.procs.contains_key(&pid) {
+                    let mut child = match self.procs.get(&ppid) {
+                        Some(p) => p.clone(),
+                        None => Process::new(format!("pid {pid}"), 0),
+                    };
+                    self.exec_seen.remove(&pid);
+                    child.root = self.root_id(pid, &child.comm.clone());
+                    self.procs.insert(pid, child);
+                }
+            }
+            Record::Exit { tid, .. } => self.tails.forget(tid as u64),
+            Record::Comm {
+                pid,
+                tid,
+                exec,
+                name,
+                ..
+            } => {
+                let comm = String::from_utf8_lossy(name).into_owned();
+                self.named(pid, tid, &comm, exec);
+            }
+            Record::Mmap(m) => {
+                if m.prot & 4 == 0 || m.filename.first() != Some(&b'/') {
+                    return;
+                }
+                let path = bytes_path(m.filename);
+                self.mapping(m.pid, m.start, m.start + m.len, m.pgoff, m.inode, &path);
+            }
+            Record::Other { .. } => {}
+        }
+    }
+
+    fn named(&mut self, pid: u32, tid: u32, comm: &str, exec: bool) {
+        if exec {
+            self.exec_seen.insert(pid);
+        }
+        if pid == tid || exec {
+            let root = self.root_id(pid, comm);
+            let p = self.process(pid);
+            if exec {
+                p.clear();
+            }
+            p.comm = comm.to_owned();
+            p.root = root;
+        }
+    }
+
+    fn mapping(
+        &mut self,
+        pid: u32,
+        start: u64,
+        end: u64,
+        pgoff: u64,
+        inode: Option<(u64, u64)>,
+        path: &Path,
+    ) {
+        let outbox = &mut self.outbox;
+        let file = self.objects.intern(
+            &mut *self.opener,
+            pid,
+            path,
+            inode,
+            (start, end),
+            &mut |path, inode, build_id| {
+                outbox.push(Synthetic::Object {
+                    path: path.to_path_buf(),
+                    inode,
+                    build_id,
+                })
+            },
+        );
+        let m = Mapping {
+            start,
+            end,
+            pgoff,
+            file,
+        };
+        self.process(pid);
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.add_mapping(&self.objects, m);
+        }
+    }
+
+    /// Handles one record the recorder made itself.
+    pub(crate) fn synthetic(&mut self, s: &Synthetic) {
+        match s {
+            Synthetic::Ids { location, ids } => {
+                if *location < self.setup.locations.len() {
+                    self.ids.extend(ids.iter().map(|&id| (id, *location)));
+                }
+            }
+            Synthetic::SideIds { ids } => self.side_ids.extend(ids.iter().copied()),
+            Synthetic::Mapping {
+                pid,
+                start,
+                end,
+                pgoff,
+                inode,
+                path,
+            } => self.mapping(*pid, *start, *end, *pgoff, *inode, path),
+            Synthetic::Process { pid, comm, exec } => {
+                if *exec {
+                    self.named(*pid, *pid, comm, true);
+                } else {
+                    let root = self.root_id(*pid, comm);
+                    let p = self.process(*pid);
+                    p.comm = comm.clone();
+                    p.root = root;
+                }
+            }
+            // Identities are the opener's business (a replay checks them).
+            Synthetic::Object { .. } => {}
+            Synthetic::Untraced { tid, why } => self.untraced.push((*tid, why.clone())),
+            Synthetic::Counters {
+                per_location,
+                side_lost,
+            } => self.counters = Some((per_location.clone(), *side_lost)),
+        }
+    }
+
+    fn sample(&mut self, s: Sample<'_>) {
+        let Some(&loc) = self.ids.get(&s.id) else {
+            // A sample of no probe event we opened: never expected, and counted.
+            self.ledger.lose(Loss::Unreadable, 1);
+            return;
+        };
+        let Some(r) = s.regs else {
+            self.ledger.lose(Loss::Unreadable, 1);
+            return;
+        };
+        let (pid, tid, stack) = (s.pid, s.tid, s.stack);
+        let (ip, sp, bp) = (r[regs::IDX_IP], r[regs::IDX_SP], r[regs::IDX_BP]);
+        let read_word = |addr: u64| -> Result<u64, ()> {
+            let off = addr.checked_sub(sp).ok_or(())? as usize;
+            stack
+                .get(off..off.checked_add(8).ok_or(())?)
+                .map(|w| u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
+                .ok_or(())
+        };
+        // At a function's first instruction the return address is the word at the stack
+        // pointer: the immediate caller, whatever the allocator's own unwind info.
+        let ret = read_word(sp).unwrap_or(0);
+        let probe = self.setup.locations[loc].probes[0];
+        let args: [u64; 6] = regs::ARGS.map(|i| r[i]);
+        let weight = Weight::new(1, self.probes[probe].size.size(&args));
+
+        // Counted once, part 1: the inner half of a tail-call relay (realloc(NULL) → malloc).
+        let hit = EntryHit {
+            probe,
+            args,
+            sp,
+            ret,
+        };
+        if self.tails.is_relayed(tid as u64, &hit) {
+            self.ledger.inner += 1;
+            return;
+        }
+
+        self.addrs.clear();
+        self.norm.clear();
+        let max_depth = self.setup.max_depth.max(2);
+        self.process(pid);
+        let Some(proc_) = self.procs.get(&pid) else {
+            return;
+        };
+        self.addrs.push(ip);
+        let mut complete = true;
+        if ret != 0 {
+            self.addrs.push(ret - 1);
+            let mut regs = UnwindRegsX86_64::new(ret, sp + 8, bp);
+            let mut read_stack = read_word;
+            let mut at = ret;
+            complete = loop {
+                if self.addrs.len() >= max_depth {
+                    break true;
+                }
+                let Some(addr) = FrameAddress::from_return_address(at) else {
+                    break true;
+                };
+                match proc_
+                    .unwinder
+                    .unwind_frame(addr, &mut regs, &mut self.cache, &mut read_stack)
+                {
+                    Ok(Some(next)) if next != 0 => {
+                        self.addrs.push(next - 1);
+                        at = next;
+                    }
+                    Ok(_) => break true,
+                    // Only running out of copied stack means a cut stack; other errors are
+                    // how unwinding often ends at the root.
+                    Err(framehop::Error::CouldNotReadStack(a)) => {
+                        break a < sp
+                            || a.saturating_sub(sp) < (stack.len() as u64).saturating_sub(8)
+                    }
+                    Err(_) => break true,
+                }
+            };
+        } else if stack.is_empty() {
+            complete = false;
+        }
+        // Past the copied stack, continue with the kernel's frame-pointer callchain. Its entry
+        // j is our frame j + d (d = 1 when the allocator's caller keeps a frame pointer: the
+        // kernel's walk skips it); the shift must hold for every frame both have, so recursion
+        // cannot misalign it and a chain that went astray through code without frame pointers
+        // is not used.
+        let mut truncated = !complete;
+        if !complete && self.addrs.len() >= 2 && !s.callchain.is_empty() {
+            let user: Vec<u64> = s
+                .callchain
+                .iter()
+                .copied()
+                .filter(|&a| a < PERF_CONTEXT_MAX)
+                .collect();
+            let k = self.addrs.len();
+            let addrs = &self.addrs;
+            let shift = [1usize, 0, 2, 3].into_iter().find(|&d| {
+                k > d + 1
+                    && user.len() > k - d
+                    && (1..k - d).all(|j| user[j].wrapping_sub(1) == addrs[j + d])
+            });
+            if let Some(d) = shift {
+                self.spliced += 1;
+                truncated = false;
+                for &a in &user[k - d..] {
+                    if self.addrs.len() >= max_depth || a == 0 {
+                        break;
+                    }
+                    self.addrs.push(a - 1);
+                }
+            }
+        }
+        for &a in self.addrs.iter().skip(1) {
+            self.norm.push(proc_.normalize(a));
+        }
+        // Counted once, part 2: a caller frame inside a probed function (posix_memalign →
+        // malloc, a probed custom allocator → malloc).
+        for i in 0..self.norm.len() {
+            let f = self.norm[i];
+            if let Some(ranges) = self.ranges_of(f.file) {
+                if ranges.iter().any(|&(s, e)| f.offset >= s && f.offset < e) {
+                    self.ledger.inner += 1;
+                    return;
+                }
+            }
+        }
+        if truncated {
+            self.truncated += 1;
+            self.norm.push(NormFrame {
+                file: TRUNCATED,
+                offset: 0,
+            });
+        }
+        self.per_probe[probe] += weight;
+        self.ledger.counted += 1;
+        if self.setup.stacks {
+            let root = self.procs.get(&pid).map(|p| p.root).unwrap_or(0);
+            let map = self.stacks.entry((root, pid, probe)).or_default();
+            match map.get_mut(&self.norm[..]) {
+                Some(w) => *w += weight,
+                None => {
+                    map.insert(self.norm.clone().into_boxed_slice(), weight);
+                }
+            }
+        }
+    }
+
+    fn ranges_of(&mut self, file: u32) -> Option<Arc<[(u64, u64)]>> {
+        let i = file as usize;
+        let entry = self.objects.entries.get(i)?;
+        if self.ranges.len() <= i {
+            self.ranges.resize(self.objects.entries.len(), None);
+        }
+        if self.ranges[i].is_none() {
+            let r: Arc<[(u64, u64)]> = self
+                .ranges_by_path
+                .get(&*entry.path)
+                .map(|v| v.as_slice().into())
+                .unwrap_or_else(|| Arc::from(&[][..]));
+            self.ranges[i] = Some(r);
+        }
+        self.ranges[i].clone().filter(|r| !r.is_empty())
+    }
+
+    /// Hands everything over to `sink` and fills in `report`: per-probe totals, losses by
+    /// kind (reconciled with the kernel's counters when the recording has them), notes.
+    pub(crate) fn finish(mut self, report: &mut RecordReport, sink: &mut dyn StackSink) {
+        for ((root, pid, probe), map) in std::mem::take(&mut self.stacks) {
+            let p = &self.probes[probe];
+            let leaf = RawFrame::Symbol {
+                module: Some(p.library.as_str().into()),
+                name: p.function.as_str().into(),
+            };
+            let comm = self.roots.get(root as usize).cloned().unwrap_or_default();
+            for (frames, weight) in map {
+                let mut raw = Vec::with_capacity(frames.len() + 1);
+                raw.push(leaf.clone());
+                raw.extend(frames.iter().map(|f| self.raw_frame(f)));
+                sink.add(RawStack {
+                    pid,
+                    comm: comm.clone(),
+                    probe,
+                    frames: raw,
+                    weight,
+                });
+            }
+        }
+        // Losses: the kernel's per-event counters when the recording has them (they count
+        // every hit and every sample it could not write, to the last one); else its
+        // PERF_RECORD_LOST records, which also count lost process records.
+        let unreadable = self
+            .ledger
+            .lost
+            .get(&Loss::Unreadable)
+            .copied()
+            .unwrap_or(0);
+        match self.counters.take() {
+            Some((per_location, side_lost)) => {
+                let hits: u64 = per_location.iter().map(|&(h, _)| h).sum();
+                let dropped: u64 = per_location.iter().map(|&(_, l)| l).sum();
+                self.ledger.lose(Loss::Dropped, dropped);
+                report.hits = Some(hits);
+                if let Err(why) = self.ledger.reconcile(hits) {
+                    let accounted = self.ledger.hits();
+                    if hits > accounted {
+                        // Hits the kernel counted that reached no one: lost, and said so.
+                        self.ledger.lose(Loss::Unreadable, hits - accounted);
+                    }
+                    report
+                        .notes
+                        .push(format!("{why}: the difference is counted as lost"));
+                }
+                if side_lost > 0 {
+                    report.notes.push(format!(
+                        "{side_lost} process records (mappings, forks, execs) were dropped by the kernel: some frames may be unnamed or rooted at `pid N`"
+                    ));
+                }
+            }
+            None => self.ledger.lose(Loss::Dropped, self.lost_records),
+        }
+        let lost = self.ledger.lost_total();
+        if lost > 0 {
+            sink.lost(lost);
+            for (why, n) in &self.ledger.lost {
+                report.notes.push(format!(
+                    "{n} allocation events were lost: {}",
+                    why.describe()
+                ));
+            }
+            report.notes.push(format!(
+                "counts are short by at most {lost} (counted + lost = calls)"
+            ));
+        }
+        if unreadable > 0 && !self.unreadable_examples.is_empty() {
+            report.notes.push(format!(
+                "unreadable records, e.g.: {}",
+                self.unreadable_examples.join("; ")
+            ));
+        }
+        if !self.untraced.is_empty() {
+            let (tid, why) = &self.untraced[0];
+            report.notes.push(format!(
+                "{} threads or processes could not be given probes (e.g. {tid}: {why}); their allocations are not counted, and the kernel cannot say how many they made",
+                self.untraced.len()
+            ));
+        }
+        report.lost = lost;
+        report.per_probe = std::mem::take(&mut self.per_probe);
+        report.inner = self.ledger.inner;
+        for p in self.objects.problems.drain(..) {
+            report.notes.push(p);
+        }
+        if self.truncated > 0 {
+            report.notes.push(format!(
+                "{} stacks were deeper than the copied stack bytes and end in `[stack truncated]` (raise the copy, or continue them with the kernel's frame-pointer chain)",
+                self.truncated
+            ));
+        }
+        if self.ledger.inner > 0 {
+            report.notes.push(format!(
+                "{} calls made inside another probed function (realloc(NULL) → malloc, …) were counted once, at the outer call",
+                self.ledger.inner
+            ));
+        }
+    }
+
+    fn raw_frame(&self, f: &NormFrame) -> RawFrame {
+        if f.file == TRUNCATED {
+            return RawFrame::symbol("[stack truncated]");
+        }
+        match self.objects.entries.get(f.file as usize) {
+            Some(e) => match &e.object {
+                Some(object) => RawFrame::File {
+                    object: object.clone(),
+                    offset: f.offset,
+                },
+                // The mapped file could not be had: say where, without a name.
+                None => RawFrame::Symbol {
+                    module: Some(e.path.to_string_lossy().into()),
+                    name: allocflame_core::symbolize::unknown_frame(&e.path, f.offset).into(),
+                },
+            },
+            None => RawFrame::Address(f.offset),
+        }
+    }
+}
+
+fn bytes_path(b: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    PathBuf::from(std::ffi::OsStr::from_bytes(b))
+}
