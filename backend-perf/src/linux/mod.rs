@@ -499,6 +499,21 @@ impl Live<'_> {
     }
 }
 
+/// The reader must keep up with the target to lose nothing, also on a loaded machine: as
+/// root, this thread (only it: the target was forked before) runs at the lowest real-time
+/// priority, ahead of every ordinary process but it sleeps whenever the buffers are empty;
+/// else at nice -10. Failing is harmless (losses are counted either way).
+fn run_ahead() {
+    // SAFETY: scheduling calls on our own thread id.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::pid_t;
+        let param = libc::sched_param { sched_priority: 1 };
+        if libc::sched_setscheduler(tid, libc::SCHED_FIFO, &param) != 0 {
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, -10);
+        }
+    }
+}
+
 /// Reads the ring buffers until `done` says the target is finished or the user stops; returns
 /// whether the user stopped it.
 fn run_loop(
@@ -507,13 +522,7 @@ fn run_loop(
     options: &RecordOptions,
     mut done: impl FnMut() -> bool,
 ) -> bool {
-    // The reader must keep up with the target to lose nothing: as root, run this thread (only
-    // it: the target was forked before) ahead of ordinary processes. Failing is harmless.
-    // SAFETY: setpriority on our own thread id.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, -10);
-    }
+    run_ahead();
     let mut pollfds: Vec<libc::pollfd> = rings
         .iter()
         .map(|r| libc::pollfd {
