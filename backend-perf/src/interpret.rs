@@ -621,3 +621,267 @@ fn bytes_path(b: &[u8]) -> PathBuf {
     use std::os::unix::ffi::OsStrExt;
     PathBuf::from(std::ffi::OsStr::from_bytes(b))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{kind, regs};
+    use allocflame_core::probes::{catalog, Platform};
+    use allocflame_core::source::Collector;
+
+    /// No file can be had: frames stay `file+offset`, unwinding falls back on frame pointers.
+    struct NoFiles;
+    impl Opener for NoFiles {
+        fn open(
+            &mut self,
+            _: u32,
+            p: &Path,
+            _: Option<(u64, u64)>,
+            _: (u64, u64),
+        ) -> std::result::Result<std::fs::File, String> {
+            Err(format!("{} is not here", p.display()))
+        }
+    }
+
+    const LIBC: &str = "/lib/libc.so.6";
+    const PROG: &str = "/bin/prog";
+
+    fn setup() -> Setup {
+        let probes = catalog(Platform::LinuxGlibc);
+        let locations = probes
+            .iter()
+            .enumerate()
+            .map(|(i, _)| Location {
+                path: LIBC.into(),
+                offset: 0x1000 * (i as u64 + 1),
+                size: 0x100,
+                probes: vec![i],
+            })
+            .collect();
+        Setup {
+            probes: probes.iter().map(|p| p.to_string()).collect(),
+            locations,
+            layout: Layout::new(64, false),
+            main_pid: 10,
+            comm: "prog".into(),
+            stacks: true,
+            max_depth: 64,
+        }
+    }
+
+    fn loc(f: &str) -> usize {
+        catalog(Platform::LinuxGlibc)
+            .iter()
+            .position(|p| p.function == f)
+            .unwrap()
+    }
+
+    /// A raw sample of location `l` (event id `100 + l`) at `ip`, with `ret` at the stack
+    /// pointer and `args` in the argument registers; frame pointer 0 ends the walk.
+    fn sample(pid: u32, tid: u32, l: usize, args: [u64; 6], sp: u64, ret: u64) -> Vec<u8> {
+        let mut r = [0u64; 9];
+        for (a, &i) in args.iter().zip(&regs::ARGS) {
+            r[i] = *a;
+        }
+        r[regs::IDX_SP] = sp;
+        r[regs::IDX_BP] = 0;
+        r[regs::IDX_IP] = 0x7000_0000 + 0x1000 * (l as u64 + 1);
+        let mut stack = ret.to_ne_bytes().to_vec();
+        stack.resize(16, 0);
+        crate::record::tests::sample_bytes(100 + l as u64, pid, tid, 1, r, &stack, 64)
+    }
+
+    fn interp() -> Interpreter<'static> {
+        let s = setup();
+        let n = s.locations.len();
+        let mut i = Interpreter::new(s, Box::new(NoFiles)).unwrap();
+        for l in 0..n {
+            i.synthetic(&Synthetic::Ids {
+                location: l,
+                ids: vec![100 + l as u64],
+            });
+        }
+        for (path, start, pgoff) in [(LIBC, 0x7000_0000u64, 0u64), (PROG, 0x40_0000, 0)] {
+            i.synthetic(&Synthetic::Mapping {
+                pid: 10,
+                start,
+                end: start + 0x10_0000,
+                pgoff,
+                inode: None,
+                path: path.into(),
+            });
+        }
+        i
+    }
+
+    fn profile(i: Interpreter<'_>) -> (Vec<(String, u64)>, RecordReport) {
+        let mut report = RecordReport::new("perf", setup().probes.len());
+        let mut sink = Collector::new(&[]);
+        i.finish(&mut report, &mut sink);
+        let mut lines: Vec<(String, u64)> = sink
+            .finish()
+            .folded_lines()
+            .into_iter()
+            .map(|(s, w)| (s, w.allocs))
+            .collect();
+        lines.sort();
+        (lines, report)
+    }
+
+    #[test]
+    fn realloc_of_null_counts_once_and_alternating_allocators_all_count() {
+        let mut i = interp();
+        let (sp, ret) = (0x7ffe_1000, 0x40_1234);
+        for _ in 0..100 {
+            i.ring_record(&sample(
+                10,
+                10,
+                loc("realloc"),
+                [0, 24, 0, 0, 0, 0],
+                sp,
+                ret,
+            ));
+            i.ring_record(&sample(10, 10, loc("malloc"), [24, 0, 0, 0, 0, 0], sp, ret));
+        }
+        // One call site, two allocators: fps[i % 2](64).
+        for k in 0..1000 {
+            let f = if k % 2 == 0 { "malloc" } else { "valloc" };
+            i.ring_record(&sample(10, 10, loc(f), [64, 0, 0, 0, 0, 0], sp, ret + 0x10));
+        }
+        let (lines, report) = profile(i);
+        assert_eq!(
+            lines,
+            vec![
+                ("prog;prog+0x1233;realloc".to_owned(), 100),
+                ("prog;prog+0x1243;malloc".to_owned(), 500),
+                ("prog;prog+0x1243;valloc".to_owned(), 500),
+            ]
+        );
+        assert_eq!(report.inner, 100);
+        assert_eq!(report.lost, 0);
+        assert_eq!(report.total().allocs, 1100);
+    }
+
+    #[test]
+    fn a_caller_inside_a_probed_function_is_inner() {
+        let mut i = interp();
+        // malloc called from inside posix_memalign (libc + 0x5000 .. 0x5100).
+        let ret = 0x7000_0000 + 0x5000 + 0x40;
+        i.ring_record(&sample(
+            10,
+            10,
+            loc("malloc"),
+            [32, 0, 0, 0, 0, 0],
+            0x7ffe_0000,
+            ret,
+        ));
+        let (lines, report) = profile(i);
+        assert!(lines.is_empty(), "{lines:?}");
+        assert_eq!(report.inner, 1);
+    }
+
+    #[test]
+    fn roots_follow_forks_and_execs() {
+        let mut i = interp();
+        let fork = |pid: u32, ppid: u32| {
+            let mut b = Vec::new();
+            for v in [pid, ppid, pid, ppid] {
+                b.extend_from_slice(&v.to_ne_bytes());
+            }
+            b.extend_from_slice(&5u64.to_ne_bytes());
+            b.extend_from_slice(&[0u8; 24]);
+            let mut h = kind::FORK.to_ne_bytes().to_vec();
+            h.extend_from_slice(&0u16.to_ne_bytes());
+            h.extend_from_slice(&((8 + b.len()) as u16).to_ne_bytes());
+            h.extend(b);
+            h
+        };
+        i.ring_record(&fork(11, 10));
+        i.ring_record(&sample(
+            11,
+            11,
+            loc("malloc"),
+            [8, 0, 0, 0, 0, 0],
+            0x7ffe_0000,
+            0x40_1000,
+        ));
+        i.ring_record(&fork(12, 10));
+        i.synthetic(&Synthetic::Process {
+            pid: 12,
+            comm: "other".into(),
+            exec: true,
+        });
+        i.ring_record(&sample(
+            12,
+            12,
+            loc("malloc"),
+            [8, 0, 0, 0, 0, 0],
+            0x7ffe_0000,
+            0x40_1000,
+        ));
+        let (lines, _) = profile(i);
+        let roots: Vec<&str> = lines
+            .iter()
+            .map(|(l, _)| l.split(';').next().unwrap())
+            .collect();
+        // The exec'd child lost its mappings: its frame is an address.
+        assert_eq!(roots, vec!["other", "prog [child]"], "{lines:?}");
+    }
+
+    #[test]
+    fn the_ledger_reconciles_with_the_kernel_counters() {
+        let mut i = interp();
+        for _ in 0..10 {
+            i.ring_record(&sample(
+                10,
+                10,
+                loc("calloc"),
+                [4, 8, 0, 0, 0, 0],
+                0x7ffe_0000,
+                0x40_1000,
+            ));
+        }
+        // A sample of an event we never opened, and one cut short.
+        i.ring_record(&sample(10, 10, 40, [0; 6], 0x7ffe_0000, 0x40_1000));
+        let mut cut = sample(10, 10, loc("calloc"), [0; 6], 0x7ffe_0000, 0x40_1000);
+        cut.truncate(60);
+        let n = cut.len() as u16;
+        cut[6..8].copy_from_slice(&n.to_ne_bytes());
+        i.ring_record(&cut);
+        let mut per_location = vec![(0, 0); setup().locations.len()];
+        // The kernel saw 16 hits of calloc and could not write 3 of them; one more reached
+        // no one (it counts as lost too).
+        per_location[loc("calloc")] = (16, 3);
+        i.synthetic(&Synthetic::Counters {
+            per_location,
+            side_lost: 2,
+        });
+        let (lines, report) = profile(i);
+        assert_eq!(lines, vec![("prog;prog+0xfff;calloc".to_owned(), 10)]);
+        assert_eq!(report.hits, Some(16));
+        assert_eq!(report.total().allocs + report.inner + report.lost, 16);
+        assert_eq!(report.lost, 6);
+        assert!(
+            report.notes.iter().any(|n| n.contains("process records")),
+            "{:?}",
+            report.notes
+        );
+    }
+
+    #[test]
+    fn without_counters_lost_records_are_the_losses() {
+        let mut i = interp();
+        let mut b = Vec::new();
+        b.extend_from_slice(&100u64.to_ne_bytes());
+        b.extend_from_slice(&7u64.to_ne_bytes());
+        b.extend_from_slice(&[0u8; 24]);
+        let mut h = kind::LOST.to_ne_bytes().to_vec();
+        h.extend_from_slice(&0u16.to_ne_bytes());
+        h.extend_from_slice(&((8 + b.len()) as u16).to_ne_bytes());
+        h.extend(b);
+        i.ring_record(&h);
+        let (_, report) = profile(i);
+        assert_eq!(report.lost, 7);
+        assert_eq!(report.hits, None);
+    }
+}

@@ -66,6 +66,10 @@ pub struct PerfSource {
     /// file, which [`replay::replay`] (`allocflame render FILE`) interprets again later, here
     /// or on another machine with the same binaries. Default is `None`.
     pub save_raw: Option<PathBuf>,
+    /// Whether the reader keeps the scheduling priority it was started with, instead of
+    /// running ahead of ordinary processes (lowest real-time priority as root, else nice
+    /// -10); for tests of a starved reader. Default is `false`.
+    pub keep_priority: bool,
 }
 
 impl EventSource for PerfSource {

@@ -572,7 +572,7 @@ pub enum Synthetic {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn header(kind: u32, misc: u16, body: &[u8]) -> Vec<u8> {

@@ -63,6 +63,9 @@ pub struct TargetArgs {
     /// Size of each per-CPU ring buffer in KiB (perf backend) [default: 65536].
     #[arg(long, value_name = "KIB", hide = true)]
     pub buffer_kib: Option<usize>,
+    /// Keep allocflame's reader at the priority it was started with (tests of a starved reader).
+    #[arg(long, hide = true)]
+    pub keep_priority: bool,
     /// Also save the raw capture (every record the recording interpreted) to FILE;
     /// `allocflame render FILE` interprets it again later (perf backend).
     #[arg(long, value_name = "FILE")]
@@ -208,6 +211,7 @@ fn run_backend(
             kernel_callchain: args.deep_stacks,
             buffer_bytes: args.buffer_kib.map(|k| k << 10),
             save_raw: args.save_raw.clone(),
+            keep_priority: args.keep_priority,
         }
         .record(target, options, sink),
     };

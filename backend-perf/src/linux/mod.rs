@@ -284,6 +284,9 @@ pub(crate) fn record(
     let mut gone = false;
     let mut told_children = false;
     let program = live.interp.setup().comm.clone();
+    if !source.keep_priority {
+        run_ahead();
+    }
     let interrupted = run_loop(&mut live, &mut rings, options, || {
         if attach {
             gone = !alive(main_pid);
@@ -522,7 +525,6 @@ fn run_loop(
     options: &RecordOptions,
     mut done: impl FnMut() -> bool,
 ) -> bool {
-    run_ahead();
     let mut pollfds: Vec<libc::pollfd> = rings
         .iter()
         .map(|r| libc::pollfd {

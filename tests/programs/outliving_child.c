@@ -1,0 +1,25 @@
+/* A forked child that outlives its parent: the parent makes N allocations in parent_work and
+ * exits at once; the child waits until its parent is gone, then makes N allocations in
+ * child_work and exits. Usage: outliving_child [N] */
+#include <stdlib.h>
+#include <unistd.h>
+
+__attribute__((noinline)) void *keep(void *p) { __asm__ volatile("" : : "r"(p) : "memory"); return p; }
+__attribute__((noinline)) void parent_work(long n) { for (long i = 0; i < n; i++) free(keep(malloc(48))); }
+__attribute__((noinline)) void child_work(long n) { for (long i = 0; i < n; i++) free(keep(malloc(40))); }
+
+int main(int argc, char **argv) {
+    long n = argc > 1 ? atol(argv[1]) : 1000;
+    pid_t parent = getpid();
+    pid_t child = fork();
+    if (child < 0) return 1;
+    if (child == 0) {
+        /* The program's own wait (not a test's): up to 60 s for the parent to exit. */
+        for (int i = 0; i < 60000 && getppid() == parent; i++) usleep(1000);
+        if (getppid() == parent) return 2;
+        child_work(n);
+        return 0;
+    }
+    parent_work(n);
+    return 0;
+}

@@ -1,0 +1,135 @@
+//! Counted + lost = calls, always (issue 9): with a tiny ring buffer on a machine whose two
+//! cores are kept busy, and with the reader starved (the target and the busy loops at a higher
+//! priority than allocflame). The calls are known twice over: from the program (its loop
+//! counts) and from the kernel's own counters of the probes.
+
+use std::process::{Child, Command};
+use std::sync::Mutex;
+
+use allocflame_backend_perf::PerfSource;
+use allocflame_core::source::{Collector, EventSource, RecordOptions, RecordReport, Target};
+use allocflame_tests::*;
+
+/// The two tests load the machine each in their own way: one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Shell busy loops, one per core, at `nice`; killed when dropped.
+struct BusyLoops(Vec<Child>);
+
+impl BusyLoops {
+    fn start(nice: i32) -> BusyLoops {
+        BusyLoops(
+            (0..2)
+                .map(|_| {
+                    Command::new("nice")
+                        .args(["-n", &nice.to_string(), "sh", "-c", "while :; do :; done"])
+                        .spawn()
+                        .expect("start a busy loop")
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for BusyLoops {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn record(source: &PerfSource, argv: &[&str]) -> (u64, RecordReport) {
+    let options = RecordOptions::default();
+    let mut sink = Collector::new(&options.probes);
+    let report = source
+        .clone()
+        .record(&Target::spawn(argv), &options, &mut sink)
+        .expect("record");
+    let profile = sink.finish();
+    assert_eq!(profile.lost, report.lost);
+    assert_eq!(profile.total().allocs, report.total().allocs);
+    (profile.total().allocs, report)
+}
+
+fn check(counted: u64, report: &RecordReport, calls: u64, run: usize) {
+    assert_eq!(
+        counted + report.lost,
+        calls,
+        "run {run}: counted {counted} + lost {} ≠ {calls} calls: {report:?}",
+        report.lost
+    );
+    // The kernel's counters saw every call, independently of the records.
+    assert_eq!(report.hits, Some(calls), "run {run}: {report:?}");
+    assert_eq!(report.inner, 0, "run {run}: {report:?}");
+    if report.lost > 0 {
+        assert!(
+            report.notes.iter().any(|n| n.contains("were lost")),
+            "run {run}: {:?}",
+            report.notes
+        );
+    }
+}
+
+#[test]
+fn counted_plus_lost_is_calls_with_a_tiny_buffer_and_both_cores_busy() {
+    if !uprobes_available() {
+        return;
+    }
+    let dir = TempDir::new("acct-busy");
+    let prog = build_c(&dir, "alloc_counts.c");
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let n = 100_000u64;
+    let calls = n + n / 4 + n / 10;
+    let _busy = BusyLoops::start(0);
+    let source = PerfSource {
+        buffer_bytes: Some(32 << 10),
+        ..PerfSource::default()
+    };
+    for run in 0..8 {
+        let (counted, report) = record(&source, &[prog.to_str().unwrap(), &n.to_string()]);
+        check(counted, &report, calls, run);
+    }
+}
+
+#[test]
+fn counted_plus_lost_is_calls_with_the_reader_starved() {
+    if !uprobes_available() {
+        return;
+    }
+    let dir = TempDir::new("acct-starved");
+    let prog = build_c(&dir, "alloc_counts.c");
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let n = 10_000u64;
+    let calls = n + n / 4 + n / 10;
+    // The busy loops and the target run at nice -10 (the program sets its own); this thread
+    // (the reader) at nice 19 and keeps it. A starved reader loses events: each must be
+    // counted as lost.
+    let _busy = BusyLoops::start(-10);
+    std::env::set_var("ALLOC_COUNTS_NICE", "-10");
+    // SAFETY: setpriority on this thread only.
+    unsafe {
+        setpriority(0, gettid(), 19);
+    }
+    let source = PerfSource {
+        buffer_bytes: Some(32 << 10),
+        keep_priority: true,
+        ..PerfSource::default()
+    };
+    let mut lost = 0;
+    for run in 0..2 {
+        let (counted, report) = record(&source, &[prog.to_str().unwrap(), &n.to_string()]);
+        check(counted, &report, calls, run);
+        lost += report.lost;
+    }
+    assert!(
+        lost > 0,
+        "a starved reader with a 32 KiB buffer lost nothing"
+    );
+}
+
+extern "C" {
+    fn setpriority(which: i32, who: u32, prio: i32) -> i32;
+    fn gettid() -> u32;
+}
