@@ -109,6 +109,17 @@ pub(crate) struct Interpreter<'o> {
 impl<'o> Interpreter<'o> {
     pub(crate) fn new(setup: Setup, opener: Box<dyn Opener + 'o>) -> allocflame_core::Result<Self> {
         let probes = setup.parsed_probes()?;
+        if let Some(l) = setup
+            .locations
+            .iter()
+            .find(|l| l.probes.is_empty() || l.probes.iter().any(|&p| p >= probes.len()))
+        {
+            return Err(allocflame_core::Error::Invalid(format!(
+                "probe location {}+{:#x} names no probe of the recording",
+                l.path.display(),
+                l.offset
+            )));
+        }
         let mut ranges_by_path: FxHashMap<PathBuf, Vec<(u64, u64)>> = FxHashMap::default();
         for loc in &setup.locations {
             ranges_by_path

@@ -201,8 +201,18 @@ fn lost_events_are_reported_in_json_and_on_stderr() {
     }
     let dir = TempDir::new("lost");
     let prog = build_c(&dir, "alloc_counts.c");
+    // Two samples of 12 KB fit in a 32 KiB buffer: whatever the reader's speed, the target
+    // fills it faster than a wakeup reaches the reader.
     let out = Command::new(bin())
-        .args(["record", "--buffer-kib", "32", "--json", "-o"])
+        .args([
+            "record",
+            "--buffer-kib",
+            "32",
+            "--stack-bytes",
+            "12000",
+            "--json",
+            "-o",
+        ])
         .arg(dir.join("l.svg"))
         .arg("--")
         .arg(&prog)
