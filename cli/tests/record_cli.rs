@@ -201,15 +201,17 @@ fn lost_events_are_reported_in_json_and_on_stderr() {
     }
     let dir = TempDir::new("lost");
     let prog = build_c(&dir, "alloc_counts.c");
-    // Two samples of 12 KB fit in a 32 KiB buffer: whatever the reader's speed, the target
-    // fills it faster than a wakeup reaches the reader.
-    let out = Command::new(bin())
+    // A starved reader: allocflame and the program share one CPU, the program at nice -10
+    // (it sets its own), allocflame at nice 19 and keeping it, with a 32 KiB buffer.
+    let out = Command::new("taskset")
+        .args(["-c", "0", "nice", "-n", "19"])
+        .arg(bin())
+        .env("ALLOC_COUNTS_NICE", "-10")
         .args([
             "record",
+            "--keep-priority",
             "--buffer-kib",
             "32",
-            "--stack-bytes",
-            "12000",
             "--json",
             "-o",
         ])

@@ -13,18 +13,32 @@ use allocflame_tests::*;
 /// The two tests load the machine each in their own way: one at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// Shell busy loops, one per core, at `nice`; killed when dropped.
+/// Shell busy loops, one per core, at `nice` (on the CPUs other than 0 when `off_cpu0`);
+/// killed when dropped.
 struct BusyLoops(Vec<Child>);
 
 impl BusyLoops {
-    fn start(nice: i32) -> BusyLoops {
+    fn start(nice: i32, off_cpu0: bool) -> BusyLoops {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         BusyLoops(
             (0..2)
                 .map(|_| {
-                    Command::new("nice")
-                        .args(["-n", &nice.to_string(), "sh", "-c", "while :; do :; done"])
-                        .spawn()
-                        .expect("start a busy loop")
+                    let mut c = Command::new("taskset");
+                    c.arg("-c").arg(if off_cpu0 && cpus > 1 {
+                        format!("1-{}", cpus - 1)
+                    } else {
+                        format!("0-{}", cpus - 1)
+                    });
+                    c.args([
+                        "nice",
+                        "-n",
+                        &nice.to_string(),
+                        "sh",
+                        "-c",
+                        "while :; do :; done",
+                    ])
+                    .spawn()
+                    .expect("start a busy loop")
                 })
                 .collect(),
         )
@@ -82,7 +96,7 @@ fn counted_plus_lost_is_calls_with_a_tiny_buffer_and_both_cores_busy() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let n = 100_000u64;
     let calls = n + n / 4 + n / 10;
-    let _busy = BusyLoops::start(0);
+    let _busy = BusyLoops::start(0, false);
     let source = PerfSource {
         buffer_bytes: Some(32 << 10),
         ..PerfSource::default()
@@ -101,15 +115,21 @@ fn counted_plus_lost_is_calls_with_the_reader_starved() {
     let dir = TempDir::new("acct-starved");
     let prog = build_c(&dir, "alloc_counts.c");
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let n = 10_000u64;
+    let n = 40_000u64;
     let calls = n + n / 4 + n / 10;
-    // The busy loops and the target run at nice -10 (the program sets its own); this thread
-    // (the reader) at nice 19 and keeps it. A starved reader loses events: each must be
-    // counted as lost.
-    let _busy = BusyLoops::start(-10);
+    // The reader (this thread, which keeps its priority) and the target share CPU 0, the
+    // target at nice -10 (the program sets its own), the reader at nice 19; busy loops at nice
+    // -10 hold the other CPUs. A starved reader loses events: each must be counted as lost.
+    let _busy = BusyLoops::start(-10, true);
     std::env::set_var("ALLOC_COUNTS_NICE", "-10");
-    // SAFETY: setpriority on this thread only.
+    let mut one_cpu = [0u64; 16];
+    one_cpu[0] = 1;
+    // SAFETY: affinity and priority of this thread only; the set is a valid cpu_set_t.
     unsafe {
+        assert_eq!(
+            sched_setaffinity(0, std::mem::size_of_val(&one_cpu), one_cpu.as_ptr()),
+            0
+        );
         setpriority(0, gettid(), 19);
     }
     let source = PerfSource {
@@ -118,7 +138,7 @@ fn counted_plus_lost_is_calls_with_the_reader_starved() {
         ..PerfSource::default()
     };
     let mut lost = 0;
-    for run in 0..2 {
+    for run in 0..3 {
         let (counted, report) = record(&source, &[prog.to_str().unwrap(), &n.to_string()]);
         check(counted, &report, calls, run);
         lost += report.lost;
@@ -130,6 +150,7 @@ fn counted_plus_lost_is_calls_with_the_reader_starved() {
 }
 
 extern "C" {
+    fn sched_setaffinity(pid: i32, size: usize, mask: *const u64) -> i32;
     fn setpriority(which: i32, who: u32, prio: i32) -> i32;
     fn gettid() -> u32;
 }
