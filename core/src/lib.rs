@@ -30,4 +30,4 @@ pub mod source;
 pub mod symbolize;
 
 pub use error::{Error, Result};
-pub use profile::{FrameId, Profile, Weight, WeightKind};
+pub use profile::{FrameId, Labels, Profile, Weight, WeightKind};
