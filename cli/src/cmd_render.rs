@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use allocflame_core::import::{self, Format};
+use allocflame_core::pipeline;
 use allocflame_core::{Profile, WeightKind};
 use anyhow::Context;
 
@@ -107,9 +108,11 @@ pub fn stem(path: &Path) -> String {
 
 /// Runs `allocflame render`.
 pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
+    let options = args.output.pipeline_options()?;
     let profile = load(&args.file, args.from, args.output.weight.into())?;
     let stem = stem(&args.file);
     let program = program_name(&profile, &stem);
-    emit(profile, &args.output, &program, &stem)?;
+    let output = pipeline::process(profile, &options)?;
+    emit(output, &args.output, &program, &stem)?;
     Ok(ExitCode::SUCCESS)
 }
