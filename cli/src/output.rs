@@ -71,12 +71,12 @@ pub struct OutputArgs {
     /// How many functions the summary lists.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub top: usize,
-    /// Keep only the stacks of this process id (recordings know it; imported captures don't);
-    /// may be repeated.
+    /// Keep only the stacks of this process id (recordings and `perf script` output with pids
+    /// know it; folded and DTrace captures don't); may be repeated.
     #[arg(long = "only-pid", value_name = "PID")]
     pub only_pids: Vec<u32>,
-    /// Keep only the stacks of this allocation function (`malloc`, `swift_allocObject`; in an
-    /// imported capture, the stacks whose leaf frame it is); may be repeated.
+    /// Keep only the stacks of this allocation function (`malloc`, `swift_allocObject`; in a
+    /// folded or DTrace capture, the stacks whose leaf frame it is); may be repeated.
     #[arg(long = "only-probe", value_name = "FUNC")]
     pub only_probes: Vec<String>,
     /// Leave out the stacks whose weight (in --weight) is below N; the summary says how much

@@ -185,3 +185,75 @@ fn diff_filters_both_sides() {
         text(&out.stdout)
     );
 }
+
+/// Two processes (`perf script -F comm,pid,tid,…`), the same stacks, malloc and calloc events.
+const TWO_PIDS: &str = "\
+app 100/100 [000] 1.000: probe_libc:malloc: (7f00) size=16
+\t1000 malloc (/lib/libc.so.6)
+\t2000 work (/app)
+\t3000 main (/app)
+
+app 200/201 [001] 1.001: probe_libc:malloc: (7f00) size=16
+\t1000 malloc (/lib/libc.so.6)
+\t2000 work (/app)
+\t3000 main (/app)
+
+app 200/200 [001] 1.002: probe_libc:malloc: (7f00) size=16
+\t1000 malloc (/lib/libc.so.6)
+\t2000 work (/app)
+\t3000 main (/app)
+
+app 100/100 [000] 1.003: probe_libc:calloc: (7f10) nmemb=2 size=8
+\t1010 __libc_calloc (/lib/libc.so.6)
+\t2000 work (/app)
+\t3000 main (/app)
+";
+
+#[test]
+fn only_pid_and_only_probe_on_a_perf_script_capture_with_pids() {
+    let d = tempdir("pids");
+    std::fs::write(d.join("two.txt"), TWO_PIDS).unwrap();
+    let (folded, _) = render(&d, "two.txt", &[]);
+    assert_eq!(
+        folded,
+        "app;main;work;__libc_calloc 1\napp;main;work;malloc 3\n"
+    );
+    let (folded, stderr) = render(&d, "two.txt", &["--only-pid", "200"]);
+    assert_eq!(folded, "app;main;work;malloc 2\n");
+    assert!(
+        stderr.contains("the filters (pid 200) left out 1 stacks (2 allocations, 32 bytes)"),
+        "{stderr}"
+    );
+    let (folded, _) = render(
+        &d,
+        "two.txt",
+        &["--only-pid", "100", "--only-probe", "malloc"],
+    );
+    assert_eq!(folded, "app;main;work;malloc 1\n");
+    let (folded, _) = render(
+        &d,
+        "two.txt",
+        &[
+            "--only-pid",
+            "100",
+            "--only-pid",
+            "200",
+            "--min-weight",
+            "2",
+        ],
+    );
+    assert_eq!(
+        folded, "app;main;work;malloc 3\n",
+        "min weight judges the merged stack"
+    );
+    let out = allocflame(
+        &["render", "two.txt", "-o", "g.svg", "--only-pid", "300"],
+        &d,
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("the filters (pid 300) removed all 2 stacks (4 allocations)"),
+        "{}",
+        text(&out.stderr)
+    );
+}

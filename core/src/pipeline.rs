@@ -74,12 +74,13 @@ impl Default for PipelineOptions {
 /// Which stacks the pipeline keeps. Each filter that is set must hold for a stack to be kept.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Filters {
-    /// Keep only the stacks of these process ids. Stacks without a process id (imported
-    /// captures) never match. Default is empty: every process.
+    /// Keep only the stacks of these process ids. Stacks without a process id (folded files,
+    /// DTrace output, `perf script` output without pids) never match. Default is empty: every
+    /// process.
     pub pids: Vec<u32>,
     /// Keep only the stacks of these probed functions (`malloc`, `swift_allocObject`), compared
-    /// by [`base_name`] (so `__libc_malloc` is `malloc`). A stack without a probe label (an
-    /// imported capture) is judged by its leaf frame as the capture named it, before
+    /// by [`base_name`] (so `__libc_malloc` is `malloc`). A stack without a probe label (folded
+    /// files, DTrace output) is judged by its leaf frame as the capture named it, before
     /// demangling and rules. Default is empty: every probe.
     pub probes: Vec<String>,
     /// Drop the stacks whose weight, counted in [`weight`](Self::weight), is below this; judged
@@ -213,7 +214,9 @@ pub fn process(profile: Profile, options: &PipelineOptions) -> Result<Output> {
             output.filtered.by, output.filtered.stacks, output.filtered.weight.allocs
         );
         if !filters.pids.is_empty() && !has_pids {
-            hint.push_str("; this profile carries no process ids (imported captures have none)");
+            hint.push_str(
+                "; this profile carries no process ids (folded files and DTrace output have none)",
+            );
         }
         return Err(Error::Empty { hint });
     }

@@ -28,7 +28,10 @@ fn custom_backend_example_records_and_renders() {
         .map(|(_, l, _)| (l.pid, l.probe.as_deref()))
         .collect();
     labels.sort();
-    assert_eq!(labels, [(Some(7), Some("calloc")), (Some(7), Some("malloc"))]);
+    assert_eq!(
+        labels,
+        [(Some(7), Some("calloc")), (Some(7), Some("malloc"))]
+    );
     let svg = String::from_utf8(svg).unwrap();
     assert!(svg.contains("parse") && svg.contains("allocations"));
 
