@@ -74,11 +74,11 @@ pub struct OutputArgs {
     /// Keep only the stacks of this process id (recordings and `perf script` output with pids
     /// know it; folded and DTrace captures don't); may be repeated.
     #[arg(long = "only-pid", value_name = "PID")]
-    pub only_pids: Vec<u32>,
+    pub filter_pids: Vec<u32>,
     /// Keep only the stacks of this allocation function (`malloc`, `swift_allocObject`; in a
     /// folded or DTrace capture, the stacks whose leaf frame it is); may be repeated.
     #[arg(long = "only-probe", value_name = "FUNC")]
-    pub only_probes: Vec<String>,
+    pub filter_probes: Vec<String>,
     /// Leave out the stacks whose weight (in --weight) is below N; the summary says how much
     /// was left out.
     #[arg(long, value_name = "N")]
@@ -118,8 +118,8 @@ impl OutputArgs {
             }),
             rules,
             filters: Filters {
-                pids: self.only_pids.clone(),
-                probes: self.only_probes.clone(),
+                pids: self.filter_pids.clone(),
+                probes: self.filter_probes.clone(),
                 min_weight: self.min_weight,
                 weight: self.weight.into(),
             },

@@ -257,3 +257,41 @@ fn only_pid_and_only_probe_on_a_perf_script_capture_with_pids() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn record_takes_the_filters_beside_its_probe_options() {
+    // `--only-probe FUNC` (a filter) and `--only-probes` (probe only the --probe functions)
+    // are different arguments of `record`; `--dry-run` parses everything and records nothing.
+    let d = tempdir("record-args");
+    let out = allocflame(
+        &[
+            "record",
+            "--backend",
+            "dtrace",
+            "--dry-run",
+            "--only-probe",
+            "calloc",
+            "--only-pid",
+            "3",
+            "--min-weight",
+            "2",
+            "--only-probes",
+            "--probe",
+            "libc:calloc:0",
+            "--",
+            "/bin/true",
+        ],
+        &d,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let help = text(&allocflame(&["record", "--help"], &d).stdout);
+    for arg in [
+        "--only-probe <FUNC>",
+        "--only-probes",
+        "--only-pid <PID>",
+        "--min-weight <N>",
+        "--probe <LIB:FUNC[:SIZE_ARG]>",
+    ] {
+        assert!(help.contains(arg), "{arg}: {help}");
+    }
+}
