@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-pub use replay::{replay, replay_reader, ReplayOptions};
+pub use replay::{capture_probes, replay, replay_reader, ReplayOptions};
 
 use allocflame_core::source::{EventSource, RecordOptions, RecordReport, StackSink, Target};
 #[cfg(not(target_os = "linux"))]

@@ -156,6 +156,15 @@ pub fn replay_reader(
     Ok(report)
 }
 
+/// The probes of the raw capture at `path`, in the order its stacks name them (for the sink's
+/// labels).
+pub fn capture_probes(path: &Path) -> Result<Vec<allocflame_core::probes::Probe>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    CaptureReader::new(std::io::BufReader::new(file), &path.display().to_string())?
+        .setup
+        .parsed_probes()
+}
+
 /// Replays the raw capture at `path`.
 pub fn replay(
     path: &Path,

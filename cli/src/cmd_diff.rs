@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use allocflame_core::render;
 use allocflame_core::report::{diff_stacks, StackChange};
-use allocflame_core::WeightKind;
+use allocflame_core::{pipeline, render};
+use allocflame_core::{Profile, WeightKind};
 use serde::Serialize;
 
 use crate::cmd_render::{load, program_name, stem, FormatArg};
@@ -42,19 +42,30 @@ struct DiffReport<'a> {
 /// Runs `allocflame diff`.
 pub fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
     let weight: WeightKind = args.output.weight.into();
-    let before = args
-        .output
-        .transform(load(&args.before, args.from, weight)?)?;
-    let after = args
-        .output
-        .transform(load(&args.after, args.from, weight)?)?;
+    let options = args.output.pipeline_options()?;
+    // `apply`, not `process`: one side emptied by the filters is a change worth drawing.
+    let side = |name: &str, path: &std::path::Path| -> anyhow::Result<Profile> {
+        let out = pipeline::apply(load(path, args.from, weight)?, &options);
+        for note in &out.notes {
+            eprintln!("allocflame: note: {name}: {note}");
+        }
+        Ok(out.profile)
+    };
+    let before = side("before", &args.before)?;
+    let after = side("after", &args.after)?;
     let after_stem = stem(&args.after);
     let program = program_name(&after, &after_stem);
     let (bt, at) = (before.total().get(weight), after.total().get(weight));
     if bt == 0 && at == 0 {
-        anyhow::bail!(allocflame_core::Error::Empty {
-            hint: "both captures are empty".into()
-        });
+        let hint = if options.filters.is_empty() {
+            "both captures are empty".into()
+        } else {
+            format!(
+                "both captures are empty after the filters ({})",
+                options.filters
+            )
+        };
+        anyhow::bail!(allocflame_core::Error::Empty { hint });
     }
     let before = if args.normalize && bt > 0 {
         before.scaled(at as f64 / bt as f64)

@@ -2,32 +2,18 @@
 //! process), then hand the profile to the shared output pipeline.
 
 use std::ffi::OsString;
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use allocflame_backend_perf::PerfSource;
+use allocflame_core::pipeline;
 use allocflame_core::probes::Probe;
-use allocflame_core::source::{Collector, EventSource, RecordOptions, RecordReport, Target};
+use allocflame_core::source::{Collector, RecordOptions, RecordReport, Target};
 use anyhow::Context as _;
 use serde::Serialize;
 
+use crate::backend::{self, Backend, BackendArg, PerfSettings};
 use crate::output::{self, OutputArgs};
-
-/// Which backend records.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum BackendArg {
-    /// The best one for this platform (Linux: perf uprobes; macOS: DTrace).
-    #[default]
-    Auto,
-    /// Linux uprobes through perf_event_open.
-    Perf,
-    /// DTrace (macOS).
-    Dtrace,
-}
 
 /// What to record: shared by `record` and `count`.
 #[derive(clap::Args, Debug, Clone)]
@@ -146,104 +132,44 @@ impl TargetArgs {
 }
 
 /// Runs the chosen backend; `None` when `--dry-run` printed what it would do.
-// `DtraceSource::default()`: it is a unit struct today, and may grow options.
-#[allow(clippy::default_constructed_unit_structs)]
 fn run_backend(
     args: &TargetArgs,
     target: &Target,
     options: &RecordOptions,
     sink: &mut Collector,
 ) -> anyhow::Result<Option<RecordReport>> {
-    let backend = match args.backend {
-        BackendArg::Auto if cfg!(target_vendor = "apple") => {
-            eprintln!("allocflame: backend dtrace (auto: macOS)");
-            BackendArg::Dtrace
-        }
-        BackendArg::Auto => {
-            eprintln!("allocflame: backend perf (auto: Linux uprobes through perf_event_open)");
-            BackendArg::Perf
-        }
-        b => {
-            eprintln!(
-                "allocflame: backend {} (--backend)",
-                if b == BackendArg::Perf {
-                    "perf"
-                } else {
-                    "dtrace"
-                }
-            );
-            b
-        }
-    };
+    let (backend, why) = backend::choose(args.backend);
+    eprintln!("allocflame: backend {} ({why})", backend.name());
     if args.dry_run {
-        if backend != BackendArg::Dtrace {
+        if backend != Backend::Dtrace {
             anyhow::bail!("--dry-run shows the DTrace script; use it with --backend dtrace");
         }
         print!("{}", allocflame_backend_dtrace::dry_run(target, options));
         return Ok(None);
     }
-    let stop = options.stop.clone();
-    #[cfg(unix)]
-    allocflame_backend_perf::stop_on_signals(stop.clone());
-    let progress = Arc::new(AtomicU64::new(0));
-    let show = args.live || std::io::stderr().is_terminal();
-    let done = Arc::new(AtomicBool::new(false));
-    let ticker = show.then(|| {
-        let (progress, done) = (progress.clone(), done.clone());
-        std::thread::spawn(move || {
-            while !done.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(250));
-                eprint!(
-                    "\rallocflame: {} allocations recorded",
-                    progress.load(Ordering::Relaxed)
-                );
-            }
-            eprintln!();
-        })
-    });
-    let result = match backend {
-        BackendArg::Dtrace => {
-            allocflame_backend_dtrace::DtraceSource::default().record(target, options, sink)
-        }
-        _ => PerfSource {
-            progress: Some(progress),
-            stack_bytes: args.stack_bytes,
-            kernel_callchain: args.deep_stacks,
-            buffer_bytes: args.buffer_kib.map(|k| k << 10),
-            save_raw: args.save_raw.clone(),
-            keep_priority: args.keep_priority,
-        }
-        .record(target, options, sink),
+    let perf = PerfSettings {
+        stack_bytes: args.stack_bytes,
+        kernel_callchain: args.deep_stacks,
+        buffer_bytes: args.buffer_kib.map(|k| k << 10),
+        save_raw: args.save_raw.clone(),
+        keep_priority: args.keep_priority,
     };
-    done.store(true, Ordering::Relaxed);
-    if let Some(t) = ticker {
-        let _ = t.join();
-    }
-    let report = result?;
-    for note in &report.notes {
-        eprintln!("allocflame: note: {note}");
-    }
-    if report.interrupted {
-        eprintln!("allocflame: the recording ended early; the results are partial");
-    }
-    let _ = stop;
-    Ok(Some(report))
+    backend::run(backend, perf, args.live, target, options, sink).map(Some)
 }
 
 /// Runs `allocflame record`.
 pub fn run_record(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let target = args.target.target()?;
     let options = args.target.options(true)?;
+    // Rules files are read before the program runs, so a bad one costs no recording.
+    let pipeline_options = args.output.pipeline_options()?;
     let mut sink = Collector::new(&options.probes);
     let Some(report) = run_backend(&args.target, &target, &options, &mut sink)? else {
         return Ok(ExitCode::SUCCESS);
     };
-    let (profile, notes) = sink.finish_with_notes();
-    for note in &notes {
-        eprintln!("allocflame: note: {note}");
-    }
     let program = target.describe();
-    let summary = output::emit(profile, &args.output, &program, &program)?;
+    let output = pipeline::from_collector(sink, &pipeline_options)?;
+    let summary = output::emit(output, &args.output, &program, &program)?;
     if summary.lost > 0 || report.lost > 0 {
         eprintln!(
             "allocflame: warning: {} allocation events were lost; the counts are short by that much",

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use allocflame_core::import::{self, Format};
+use allocflame_core::pipeline;
 use allocflame_core::{Profile, WeightKind};
 use anyhow::Context;
 
@@ -50,13 +51,13 @@ pub struct RenderArgs {
 
 /// Interprets a raw capture of `allocflame record --save-raw` again.
 fn replay(path: &Path, binaries: &[PathBuf]) -> anyhow::Result<Profile> {
-    use allocflame_backend_perf::{replay, ReplayOptions};
+    use allocflame_backend_perf::{capture_probes, replay, ReplayOptions};
     use allocflame_core::source::Collector;
     let options = ReplayOptions {
         search_dirs: binaries.to_vec(),
         ..ReplayOptions::default()
     };
-    let mut sink = Collector::new(&[]);
+    let mut sink = Collector::new(&capture_probes(path)?);
     let report = replay(path, &options, &mut sink)?;
     let (profile, notes) = sink.finish_with_notes();
     for note in report.notes.iter().chain(&notes) {
@@ -152,6 +153,7 @@ pub fn stem(path: &Path) -> String {
 
 /// Runs `allocflame render`.
 pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
+    let options = args.output.pipeline_options()?;
     let profile = load_with(
         &args.file,
         args.from,
@@ -160,6 +162,7 @@ pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
     )?;
     let stem = stem(&args.file);
     let program = program_name(&profile, &stem);
-    emit(profile, &args.output, &program, &stem)?;
+    let output = pipeline::process(profile, &options)?;
+    emit(output, &args.output, &program, &stem)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,10 +1,12 @@
 //! The `allocflame` command: where does a program allocate heap memory?
 
+mod backend;
 mod cmd_demangle;
 mod cmd_diff;
 mod cmd_record;
 mod cmd_render;
 mod output;
+mod signals;
 
 use std::process::ExitCode;
 

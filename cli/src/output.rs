@@ -1,12 +1,15 @@
-//! What every command that produces a profile shares: demangle, prettify, render, summarize.
+//! What every command that produces a profile shares: its output arguments, mapped onto the
+//! core's [`PipelineOptions`] and [`RenderOptions`], and the files they name, written
+//! atomically. What the pipeline does lives in `allocflame_core::pipeline`.
 
 use std::path::{Path, PathBuf};
 
-use allocflame_core::demangle::{demangle_profile, DemangleOptions};
+use allocflame_core::demangle::DemangleOptions;
+use allocflame_core::pipeline::{Filters, Output, PipelineOptions};
 use allocflame_core::prettify::Rules;
-use allocflame_core::render::{self, RenderOptions};
+use allocflame_core::render::RenderOptions;
 use allocflame_core::report::Summary;
-use allocflame_core::{Profile, WeightKind};
+use allocflame_core::WeightKind;
 use anyhow::Context;
 use std::io::Write as _;
 
@@ -68,6 +71,18 @@ pub struct OutputArgs {
     /// How many functions the summary lists.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub top: usize,
+    /// Keep only the stacks of this process id (recordings and `perf script` output with pids
+    /// know it; folded and DTrace captures don't); may be repeated.
+    #[arg(long = "only-pid", value_name = "PID")]
+    pub filter_pids: Vec<u32>,
+    /// Keep only the stacks of this allocation function (`malloc`, `swift_allocObject`; in a
+    /// folded or DTrace capture, the stacks whose leaf frame it is); may be repeated.
+    #[arg(long = "only-probe", value_name = "FUNC")]
+    pub filter_probes: Vec<String>,
+    /// Leave out the stacks whose weight (in --weight) is below N; the summary says how much
+    /// was left out.
+    #[arg(long, value_name = "N")]
+    pub min_weight: Option<u64>,
 }
 
 impl OutputArgs {
@@ -86,19 +101,9 @@ impl OutputArgs {
         }
     }
 
-    /// Demangles and prettifies `profile` as these options say.
-    pub fn transform(&self, profile: Profile) -> anyhow::Result<Profile> {
-        let profile = if self.no_demangle {
-            profile
-        } else {
-            demangle_profile(
-                &profile,
-                &DemangleOptions {
-                    simplified: !self.full_names,
-                    cpp_parameters: self.full_names,
-                },
-            )
-        };
+    /// The core pipeline's options: demangling, prettify rules (read from their files) and
+    /// filters.
+    pub fn pipeline_options(&self) -> anyhow::Result<PipelineOptions> {
         let mut rules = Rules::default();
         if self.prettify {
             rules.extend(Rules::builtin());
@@ -106,10 +111,18 @@ impl OutputArgs {
         for path in &self.rules {
             rules.extend(Rules::read(path).with_context(|| "reading prettify rules".to_string())?);
         }
-        Ok(if rules.is_empty() {
-            profile
-        } else {
-            rules.apply(&profile)
+        Ok(PipelineOptions {
+            demangle: (!self.no_demangle).then_some(DemangleOptions {
+                simplified: !self.full_names,
+                cpp_parameters: self.full_names,
+            }),
+            rules,
+            filters: Filters {
+                pids: self.filter_pids.clone(),
+                probes: self.filter_probes.clone(),
+                min_weight: self.min_weight,
+                weight: self.weight.into(),
+            },
         })
     }
 }
@@ -140,39 +153,33 @@ pub fn default_svg(name: &str) -> PathBuf {
     ))
 }
 
-/// Transforms `profile`, writes the folded file and the SVG, and prints the summary.
-/// `program` names the profiled program (title); `default_name` gives the SVG name when `-o`
-/// is not given. Outputs are written before an empty profile is reported, so nothing collected
-/// is lost; an empty profile is an error that says why it may be empty.
+/// Writes what the pipeline produced: the folded file, the SVG, and the summary (stdout), with
+/// its notes on stderr. `program` names the profiled program (title); `default_name` gives the
+/// SVG name when `-o` is not given. The folded file is written before an empty profile is
+/// reported, so nothing collected is lost; an empty profile is an error that says why it may be
+/// empty.
 pub fn emit(
-    profile: Profile,
+    output: Output,
     args: &OutputArgs,
     program: &str,
     default_name: &str,
 ) -> anyhow::Result<Summary> {
-    let profile = args.transform(profile)?;
-    let weight: WeightKind = args.weight.into();
-    if weight == WeightKind::Bytes && !profile.bytes_known && !profile.is_empty() {
-        anyhow::bail!("--weight bytes: this capture carries no allocation sizes (record with allocflame, or add size arguments to the probes)");
+    for note in &output.notes {
+        eprintln!("allocflame: note: {note}");
     }
+    let weight: WeightKind = args.weight.into();
+    output.check_weight(weight)?;
     if let Some(path) = &args.folded {
-        write_atomically(path, |w| profile.write_folded(w, weight))?;
+        write_atomically(path, |w| w.write_all(&output.folded(weight)))?;
         eprintln!("allocflame: wrote folded stacks to {}", path.display());
     }
-    let summary = Summary::new(&profile, args.top);
-    if profile.total().get(weight) == 0 {
-        anyhow::bail!(allocflame_core::Error::Empty {
-            hint: "the capture holds no allocation events; check that the program ran, that the right process was chosen, and that the probes match its allocator".into()
-        });
-    }
+    let summary = output.summary(args.top);
+    let svg_bytes = output.svg(&args.render_options(program))?;
     let svg = args
         .svg
         .clone()
         .unwrap_or_else(|| default_svg(default_name));
-    let options = args.render_options(program);
-    let mut buf = Vec::new();
-    render::flamegraph(&profile, &options, &mut buf)?;
-    write_atomically(&svg, |w| w.write_all(&buf))?;
+    write_atomically(&svg, |w| w.write_all(&svg_bytes))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

@@ -9,7 +9,8 @@
 
 use std::collections::HashMap;
 
-use allocflame_core::render::{flamegraph, RenderOptions};
+use allocflame_core::pipeline::{self, PipelineOptions};
+use allocflame_core::render::RenderOptions;
 use allocflame_core::source::{
     Collector, EventSource, RawFrame, RawStack, RecordOptions, RecordReport, StackSink, Target,
 };
@@ -82,7 +83,8 @@ impl EventSource for LogReplay {
     }
 }
 
-/// Replays `log`, returning the report and the SVG.
+/// Replays `log` through the core pipeline (symbolize, demangle, rules, filters; here the
+/// defaults), returning the report, the profile and the SVG.
 pub fn replay(log: &str) -> Result<(RecordReport, allocflame_core::Profile, Vec<u8>)> {
     let options = RecordOptions::default();
     let mut collector = Collector::new(&options.probes);
@@ -90,10 +92,9 @@ pub fn replay(log: &str) -> Result<(RecordReport, allocflame_core::Profile, Vec<
         log: log.to_owned(),
     };
     let report = source.record(&Target::spawn(["app"]), &options, &mut collector)?;
-    let profile = collector.finish();
-    let mut svg = Vec::new();
-    flamegraph(&profile, &RenderOptions::default(), &mut svg)?;
-    Ok((report, profile, svg))
+    let output = pipeline::from_collector(collector, &PipelineOptions::default())?;
+    let svg = output.svg(&RenderOptions::default())?;
+    Ok((report, output.profile, svg))
 }
 
 #[allow(dead_code)]

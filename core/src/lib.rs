@@ -3,7 +3,9 @@
 //! The platform-independent heart of allocflame: the folded-stack [`Profile`] model, the
 //! [`source::EventSource`] trait that every backend implements, the probe catalog
 //! ([`probes`]), importers of existing captures (`perf script`, DTrace, folded files),
-//! demangling of Swift, C++ and Rust names, prettify rules, and rendering through inferno.
+//! demangling of Swift, C++ and Rust names, prettify rules, and rendering through inferno, all
+//! chained by [`pipeline`]: raw stacks → symbolize → profile → demangle → rules → filters →
+//! outputs.
 //!
 //! It knows nothing of any particular kernel facility: backends live in their own crates.
 //!
@@ -21,6 +23,7 @@ pub mod demangle;
 pub mod error;
 pub mod import;
 pub mod once;
+pub mod pipeline;
 pub mod prettify;
 pub mod probes;
 pub mod profile;
@@ -30,4 +33,4 @@ pub mod source;
 pub mod symbolize;
 
 pub use error::{Error, Result};
-pub use profile::{FrameId, Profile, Weight, WeightKind};
+pub use profile::{FrameId, Labels, Profile, Weight, WeightKind};

@@ -1,8 +1,10 @@
-//! The folded-stack profile model: root-first stacks of interned frames, each with a [`Weight`].
+//! The folded-stack profile model: root-first stacks of interned frames, each with a [`Weight`]
+//! and, where the source knew them, the [`Labels`] of the process and probe it came from.
 
 use std::borrow::Cow;
 use std::io::{BufRead, Write};
 use std::ops::{Add, AddAssign};
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -78,6 +80,48 @@ impl WeightKind {
 /// Index of an interned frame name in a [`Profile`].
 pub type FrameId = u32;
 
+/// What a stack is about besides its frames: the process and the probe that recorded it.
+///
+/// Recordings know both; imported captures (folded files, `perf script`, DTrace output) leave
+/// them `None`. Stacks with equal frames and different labels are kept apart (so that they can
+/// be filtered by process or probe) and merge when written as folded text.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Labels {
+    /// The process id. Default is `None` (unknown).
+    pub pid: Option<u32>,
+    /// The probed function that fired (`malloc`, `swift_allocObject`). Default is `None`
+    /// (unknown).
+    pub probe: Option<Arc<str>>,
+}
+
+impl Labels {
+    /// Labels of process `pid` and probe `probe`.
+    pub fn new(pid: Option<u32>, probe: Option<&str>) -> Self {
+        Labels {
+            pid,
+            probe: probe.map(Into::into),
+        }
+    }
+
+    /// Whether neither the process nor the probe is known.
+    pub fn is_empty(&self) -> bool {
+        self.pid.is_none() && self.probe.is_none()
+    }
+}
+
+/// One stack as stored: its frames, labels and weight, and the next stored stack with the same
+/// frames (other labels), so that lookups by frames need no allocation.
+#[derive(Clone, Debug)]
+struct Entry {
+    frames: Box<[FrameId]>,
+    labels: Labels,
+    weight: Weight,
+    /// The next entry with the same frames.
+    next: Option<usize>,
+    /// Whether this is the first entry with its frames (the one `stack_index` finds).
+    head: bool,
+}
+
 /// An allocation profile: root-first stacks of frame names, each with a [`Weight`].
 ///
 /// The first frame of a stack is the process name, as in perf and FlameGraph, so that programs
@@ -98,7 +142,8 @@ pub struct Profile {
     names: Vec<Box<str>>,
     index: FxHashMap<Box<str>, FrameId>,
     /// Stacks in order of first appearance (flame charts need it), found through `stack_index`.
-    stacks: Vec<(Box<[FrameId]>, Weight)>,
+    stacks: Vec<Entry>,
+    /// The first entry of each distinct frame sequence; the others hang off its `next` chain.
     stack_index: FxHashMap<Box<[FrameId]>, usize>,
     /// Whether the stacks carry byte totals (the capture recorded sizes). Default is `false`.
     pub bytes_known: bool,
@@ -144,24 +189,110 @@ impl Profile {
         self.add_ids(ids, weight);
     }
 
+    /// Adds `weight` to the stack of `frames` (root first) of the process and probe in
+    /// `labels`. An empty stack is ignored.
+    ///
+    /// ```
+    /// use allocflame_core::profile::{Labels, Profile, Weight};
+    /// let mut p = Profile::new();
+    /// p.add_labeled(["prog", "main", "malloc"], &Labels::new(Some(7), Some("malloc")), Weight::new(2, 64));
+    /// p.add_labeled(["prog", "main", "malloc"], &Labels::new(Some(8), Some("malloc")), Weight::new(1, 32));
+    /// assert_eq!(p.len(), 1, "one distinct stack of frames");
+    /// assert_eq!(p.labeled_stacks().count(), 2, "kept apart by process");
+    /// assert_eq!(p.folded_lines()[0].1, Weight::new(3, 96));
+    /// ```
+    pub fn add_labeled<I, S>(&mut self, frames: I, labels: &Labels, weight: Weight)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let ids: Vec<FrameId> = frames
+            .into_iter()
+            .map(|f| self.intern(f.as_ref()))
+            .collect();
+        self.add_ids_labeled(ids, labels, weight);
+    }
+
     /// Adds `weight` to the stack of interned frame ids (root first).
     pub fn add_ids(&mut self, ids: impl Into<Box<[FrameId]>>, weight: Weight) {
+        self.add_ids_labeled(ids, &Labels::default(), weight);
+    }
+
+    /// Adds `weight` to the stack of interned frame ids (root first) with `labels`.
+    pub fn add_ids_labeled(
+        &mut self,
+        ids: impl Into<Box<[FrameId]>>,
+        labels: &Labels,
+        weight: Weight,
+    ) {
         let ids = ids.into();
         if ids.is_empty() {
             return;
         }
-        match self.stack_index.get(&ids) {
-            Some(&i) => self.stacks[i].1 += weight,
-            None => {
-                self.stack_index.insert(ids.clone(), self.stacks.len());
-                self.stacks.push((ids, weight));
+        let new = self.stacks.len();
+        let Some(&head) = self.stack_index.get(&ids) else {
+            self.stack_index.insert(ids.clone(), new);
+            self.stacks.push(Entry {
+                frames: ids,
+                labels: labels.clone(),
+                weight,
+                next: None,
+                head: true,
+            });
+            return;
+        };
+        let mut i = head;
+        loop {
+            if self.stacks[i].labels == *labels {
+                self.stacks[i].weight += weight;
+                return;
+            }
+            match self.stacks[i].next {
+                Some(n) => i = n,
+                None => break,
             }
         }
+        self.stacks[i].next = Some(new);
+        self.stacks.push(Entry {
+            frames: ids,
+            labels: labels.clone(),
+            weight,
+            next: None,
+            head: false,
+        });
     }
 
-    /// Number of distinct stacks.
+    /// The summed weight of the chain of entries starting at `head`.
+    fn chain_weight(&self, head: usize) -> Weight {
+        let mut w = Weight::default();
+        let mut i = Some(head);
+        while let Some(n) = i {
+            w += self.stacks[n].weight;
+            i = self.stacks[n].next;
+        }
+        w
+    }
+
+    /// The first entry of each distinct frame sequence, with the weight of all its labels.
+    fn merged(&self) -> impl Iterator<Item = (&[FrameId], Weight)> + '_ {
+        self.stacks
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.head)
+            .map(|(i, e)| {
+                let w = if e.next.is_some() {
+                    self.chain_weight(i)
+                } else {
+                    e.weight
+                };
+                (&e.frames[..], w)
+            })
+    }
+
+    /// Number of distinct stacks of frames (as folded text has them; see
+    /// [`labeled_stacks`](Self::labeled_stacks) for stacks told apart by process and probe).
     pub fn len(&self) -> usize {
-        self.stacks.len()
+        self.stack_index.len()
     }
 
     /// Whether the profile holds no stack.
@@ -173,19 +304,38 @@ impl Profile {
     pub fn total(&self) -> Weight {
         self.stacks
             .iter()
-            .fold(Weight::default(), |acc, (_, w)| acc + *w)
+            .fold(Weight::default(), |acc, e| acc + e.weight)
     }
 
-    /// Every stack as interned ids, root first, with its weight, in order of first appearance.
+    /// Every distinct stack of frames as interned ids, root first, with its weight summed over
+    /// processes and probes, in order of first appearance.
     pub fn stack_ids(&self) -> impl Iterator<Item = (&[FrameId], Weight)> + '_ {
-        self.stacks.iter().map(|(k, w)| (&k[..], *w))
+        self.merged()
     }
 
-    /// Every stack as frame names, root first, with its weight, in order of first appearance.
+    /// Every distinct stack of frames as names, root first, with its weight summed over
+    /// processes and probes, in order of first appearance.
     pub fn stacks(&self) -> impl Iterator<Item = (Vec<&str>, Weight)> + '_ {
+        self.merged()
+            .map(|(k, w)| (k.iter().map(|&id| self.name(id)).collect(), w))
+    }
+
+    /// Every stack as interned ids with its labels and weight, stacks of equal frames and
+    /// different labels apart, in order of first appearance.
+    pub fn labeled_stacks(&self) -> impl Iterator<Item = (&[FrameId], &Labels, Weight)> + '_ {
         self.stacks
             .iter()
-            .map(|(k, w)| (k.iter().map(|&id| self.name(id)).collect(), *w))
+            .map(|e| (&e.frames[..], &e.labels, e.weight))
+    }
+
+    /// Whether any stack carries a process id.
+    pub fn has_pids(&self) -> bool {
+        self.stacks.iter().any(|e| e.labels.pid.is_some())
+    }
+
+    /// Whether any stack carries a probe name.
+    pub fn has_probes(&self) -> bool {
+        self.stacks.iter().any(|e| e.labels.probe.is_some())
     }
 
     /// Every stack as one folded line (`a;b;c`), with its weight, sorted by the line.
@@ -197,10 +347,7 @@ impl Profile {
 
     /// Every stack as one folded line, in order of first appearance.
     pub fn folded_lines_in_order(&self) -> Vec<(String, Weight)> {
-        self.stacks
-            .iter()
-            .map(|(k, w)| (self.join(k), *w))
-            .collect()
+        self.merged().map(|(k, w)| (self.join(k), w)).collect()
     }
 
     fn join(&self, ids: &[FrameId]) -> String {
@@ -216,9 +363,9 @@ impl Profile {
 
     /// Adds every stack of `other` to this profile, with its loss and skip counts.
     pub fn merge(&mut self, other: &Profile) {
-        for (ids, w) in other.stack_ids() {
+        for (ids, labels, w) in other.labeled_stacks() {
             let mine: Vec<FrameId> = ids.iter().map(|&id| self.intern(other.name(id))).collect();
-            self.add_ids(mine, w);
+            self.add_ids_labeled(mine, labels, w);
         }
         self.bytes_known |= other.bytes_known;
         self.lost += other.lost;
@@ -230,34 +377,61 @@ impl Profile {
     pub fn map_frames<'a>(&'a self, mut f: impl FnMut(&'a str) -> Cow<'a, str>) -> Profile {
         let mut out = self.empty_like();
         let mapping: Vec<FrameId> = self.names.iter().map(|n| out.intern(&f(n))).collect();
-        for (ids, w) in self.stack_ids() {
+        for (ids, labels, w) in self.labeled_stacks() {
             let new: Vec<FrameId> = ids.iter().map(|&id| mapping[id as usize]).collect();
-            out.add_ids(new, w);
+            out.add_ids_labeled(new, labels, w);
         }
         out
     }
 
     /// A profile whose every stack is rewritten by `f`, which gets the frame names root first
     /// and may change, add or remove frames. Stacks that become equal are merged; stacks that
-    /// become empty are dropped.
+    /// become empty are dropped. Labels stay with their stacks.
     pub fn map_stacks(&self, mut f: impl FnMut(&mut Vec<String>)) -> Profile {
         let mut out = self.empty_like();
         let mut buf: Vec<String> = Vec::new();
-        for (ids, w) in self.stack_ids() {
+        for (ids, labels, w) in self.labeled_stacks() {
             buf.clear();
             buf.extend(ids.iter().map(|&id| self.name(id).to_owned()));
             f(&mut buf);
-            out.add(buf.iter(), w);
+            out.add_labeled(buf.iter(), labels, w);
         }
         out
     }
 
-    /// A profile with only the stacks for which `keep(frames, weight)` is true.
+    /// A profile with only the distinct stacks of frames for which `keep(frames, weight)` is
+    /// true (`weight` summed over processes and probes); kept stacks keep their labels.
     pub fn filter(&self, mut keep: impl FnMut(&[&str], Weight) -> bool) -> Profile {
         let mut out = self.empty_like();
-        for (frames, w) in self.stacks() {
-            if keep(&frames, w) {
-                out.add(frames, w);
+        let mut names: Vec<&str> = Vec::new();
+        for (head, e) in self.stacks.iter().enumerate().filter(|(_, e)| e.head) {
+            names.clear();
+            names.extend(e.frames.iter().map(|&id| self.name(id)));
+            if keep(&names, self.chain_weight(head)) {
+                let mut i = Some(head);
+                while let Some(n) = i {
+                    let e = &self.stacks[n];
+                    out.add_labeled(names.iter(), &e.labels, e.weight);
+                    i = e.next;
+                }
+            }
+        }
+        out
+    }
+
+    /// A profile with only the stacks for which `keep(frames, labels, weight)` is true, each
+    /// stack of equal frames and different labels judged on its own.
+    pub fn filter_labeled(
+        &self,
+        mut keep: impl FnMut(&[&str], &Labels, Weight) -> bool,
+    ) -> Profile {
+        let mut out = self.empty_like();
+        let mut names: Vec<&str> = Vec::new();
+        for e in &self.stacks {
+            names.clear();
+            names.extend(e.frames.iter().map(|&id| self.name(id)));
+            if keep(&names, &e.labels, e.weight) {
+                out.add_labeled(names.iter(), &e.labels, e.weight);
             }
         }
         out
@@ -266,7 +440,8 @@ impl Profile {
     /// A profile with every weight multiplied by `factor` and rounded (for normalized diffs).
     pub fn scaled(&self, factor: f64) -> Profile {
         let mut out = self.clone();
-        for (_, w) in out.stacks.iter_mut() {
+        for e in out.stacks.iter_mut() {
+            let w = &mut e.weight;
             w.allocs = (w.allocs as f64 * factor).round() as u64;
             w.bytes = (w.bytes as f64 * factor).round() as u64;
         }
@@ -405,5 +580,55 @@ mod tests {
         assert_eq!(q.total(), Weight::new(3, 24));
         let r = q.map_stacks(|s| s.retain(|f| f != "malloc"));
         assert_eq!(r.folded_lines()[0].0, "p;_ZN3foo3barEv");
+    }
+
+    #[test]
+    fn labels_apart_inside_merged_in_folded() {
+        let mut p = Profile::new();
+        let a = Labels::new(Some(1), Some("malloc"));
+        let b = Labels::new(Some(2), Some("malloc"));
+        p.add_labeled(["p", "main", "malloc"], &a, Weight::new(1, 8));
+        p.add_labeled(["p", "other", "malloc"], &a, Weight::new(5, 8));
+        p.add_labeled(["p", "main", "malloc"], &b, Weight::new(2, 16));
+        p.add(["p", "main", "malloc"], Weight::new(4, 0));
+        p.add_labeled(["p", "main", "malloc"], &a, Weight::new(1, 8));
+        assert_eq!(p.len(), 2);
+        assert_eq!(p.labeled_stacks().count(), 4);
+        assert_eq!(p.total(), Weight::new(13, 40));
+        let mut out = Vec::new();
+        p.write_folded(&mut out, WeightKind::Allocations).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "p;main;malloc 8\np;other;malloc 5\n"
+        );
+        assert_eq!(
+            p.folded_lines_in_order(),
+            vec![
+                ("p;main;malloc".to_owned(), Weight::new(8, 32)),
+                ("p;other;malloc".to_owned(), Weight::new(5, 8))
+            ]
+        );
+        // Transformations keep the labels with their stacks.
+        let q = p.map_frames(|f| {
+            if f == "other" {
+                "main".into()
+            } else {
+                f.into()
+            }
+        });
+        assert_eq!(q.len(), 1);
+        let a_weight: Weight = q
+            .labeled_stacks()
+            .filter(|(_, l, _)| **l == a)
+            .map(|(_, _, w)| w)
+            .fold(Weight::default(), |x, y| x + y);
+        assert_eq!(a_weight, Weight::new(7, 24));
+        let r = q.filter_labeled(|_, l, _| l.pid == Some(2));
+        assert_eq!(r.total(), Weight::new(2, 16));
+        assert!(r.has_pids() && r.has_probes());
+        let mut m = Profile::new();
+        m.merge(&p);
+        assert_eq!(m.labeled_stacks().count(), 4);
+        assert!(!Profile::new().has_pids());
     }
 }

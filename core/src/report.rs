@@ -37,6 +37,10 @@ pub struct Summary {
     pub top_self: Vec<FunctionWeight>,
     /// Functions on the stack of an allocation (each counted once per stack), heaviest first.
     pub top_total: Vec<FunctionWeight>,
+    /// What filters left out of the profile, when any were set
+    /// ([`crate::pipeline::Output::summary`] fills it). Default is `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filtered: Option<crate::pipeline::Filtered>,
 }
 
 impl Summary {
@@ -89,6 +93,7 @@ impl Summary {
             skipped: profile.skipped,
             top_self: rank(selfw),
             top_total: rank(totalw),
+            filtered: None,
         }
     }
 }
@@ -112,6 +117,13 @@ impl fmt::Display for Summary {
                 f,
                 "skipped: {} input records could not be used",
                 self.skipped
+            )?;
+        }
+        if let Some(filtered) = &self.filtered {
+            writeln!(
+                f,
+                "filtered out ({}): {} stacks, {} allocations",
+                filtered.by, filtered.stacks, filtered.weight.allocs
             )?;
         }
         for (title, list) in [

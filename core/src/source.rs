@@ -38,7 +38,7 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::probes::{catalog, Platform, Probe};
-use crate::profile::{Profile, Weight};
+use crate::profile::{Labels, Profile, Weight};
 use crate::Result;
 
 /// What to profile.
@@ -282,19 +282,32 @@ pub trait EventSource {
     ) -> Result<RecordReport>;
 }
 
-/// A [`StackSink`] that aggregates raw stacks and turns them into a [`Profile`], symbolizing
-/// file-relative addresses on the way.
+/// A [`StackSink`] that aggregates raw stacks per (process, probe, stack) and turns them into
+/// a [`Profile`] whose stacks keep their process id and probe ([`Labels`]), symbolizing
+/// file-relative addresses on the way. [`crate::pipeline::from_collector`] takes it on through
+/// demangling, rules and filters.
 pub struct Collector {
-    stacks: FxHashMap<(String, Vec<RawFrame>), Weight>,
+    stacks: FxHashMap<StackKey, Weight>,
+    /// The probed functions' names, by index in [`RecordOptions::probes`].
+    probes: Vec<Arc<str>>,
     lost: u64,
     bytes_known: bool,
 }
 
+/// What the [`Collector`] aggregates by: the process id, the root frame, the probe index and
+/// the frames (leaf first).
+type StackKey = (u32, String, usize, Vec<RawFrame>);
+
 impl Collector {
-    /// A collector for a recording with `probes`.
-    pub fn new(_probes: &[Probe]) -> Self {
+    /// A collector for a recording with `probes` (the [`RecordOptions::probes`] whose indices
+    /// [`RawStack::probe`] holds).
+    pub fn new(probes: &[Probe]) -> Self {
         Collector {
             stacks: FxHashMap::default(),
+            probes: probes
+                .iter()
+                .map(|p| Arc::from(p.function.as_str()))
+                .collect(),
             lost: 0,
             bytes_known: false,
         }
@@ -321,7 +334,7 @@ impl Collector {
     /// about frames that could not be named (a file replaced during the recording, …).
     pub fn finish_with_notes(self) -> (Profile, Vec<String>) {
         let mut objects: FxHashMap<Arc<ObjectFile>, Vec<u64>> = FxHashMap::default();
-        for (_, frames) in self.stacks.keys() {
+        for (_, _, _, frames) in self.stacks.keys() {
             for f in frames {
                 if let RawFrame::File { object, offset } = f {
                     objects.entry(object.clone()).or_default().push(*offset);
@@ -333,9 +346,9 @@ impl Collector {
         profile.lost = self.lost;
         profile.bytes_known = self.bytes_known;
         let mut out: Vec<String> = Vec::new();
-        for ((root, frames), w) in self.stacks {
+        for ((pid, root, probe, frames), w) in self.stacks {
             out.clear();
-            out.push(root.clone());
+            out.push(root);
             for f in frames.iter().rev() {
                 match f {
                     RawFrame::Symbol { name, .. } => out.push(name.to_string()),
@@ -350,7 +363,12 @@ impl Collector {
                     RawFrame::Address(a) => out.push(format!("[unknown {a:#x}]")),
                 }
             }
-            profile.add(out.iter(), w);
+            let labels = Labels {
+                pid: Some(pid),
+                // An index past the probe list is the backend's bug; the stack still counts.
+                probe: self.probes.get(probe).cloned(),
+            };
+            profile.add_labeled(out.iter(), &labels, w);
         }
         (profile, symbols.notes)
     }
@@ -361,7 +379,10 @@ impl StackSink for Collector {
         if stack.weight.bytes > 0 {
             self.bytes_known = true;
         }
-        *self.stacks.entry((stack.comm, stack.frames)).or_default() += stack.weight;
+        *self
+            .stacks
+            .entry((stack.pid, stack.comm, stack.probe, stack.frames))
+            .or_default() += stack.weight;
     }
 
     fn lost(&mut self, n: u64) {

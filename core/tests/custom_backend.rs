@@ -22,6 +22,16 @@ fn custom_backend_example_records_and_renders() {
     assert_eq!(lines[0].0, "app;main;load;calloc");
     assert_eq!(lines[1].0, "app;main;parse;malloc");
     assert_eq!(lines[1].1, allocflame_core::Weight::new(2, 96));
+    // The pipeline keeps each stack's process and probe, for the pid and probe filters.
+    let mut labels: Vec<(Option<u32>, Option<&str>)> = profile
+        .labeled_stacks()
+        .map(|(_, l, _)| (l.pid, l.probe.as_deref()))
+        .collect();
+    labels.sort();
+    assert_eq!(
+        labels,
+        [(Some(7), Some("calloc")), (Some(7), Some("malloc"))]
+    );
     let svg = String::from_utf8(svg).unwrap();
     assert!(svg.contains("parse") && svg.contains("allocations"));
 

@@ -42,7 +42,7 @@ use std::hash::Hasher;
 use rustc_hash::{FxHashMap, FxHasher};
 
 use crate::error::Result;
-use crate::profile::{shorten, FrameId, Profile, Weight};
+use crate::profile::{shorten, FrameId, Labels, Profile, Weight};
 
 /// Options of the perf importer. The names and meanings follow inferno's
 /// `collapse::perf::Options` (and `stackcollapse-perf.pl`'s flags).
@@ -281,6 +281,9 @@ fn tidy_generic(func: &str, out: &mut String) {
     }
 }
 
+/// A pid or probe label that is not known (perf prints `?` for an unknown pid).
+const NO_LABEL: u32 = u32::MAX;
+
 struct Parser<'t, 'o> {
     file: &'t str,
     opt: &'o PerfOptions,
@@ -288,8 +291,15 @@ struct Parser<'t, 'o> {
     /// Frame lines (key without the pc unless addresses are wanted, java?) → ids in `cached`.
     frame_cache: FxHashMap<(&'t str, bool), (u32, u32)>,
     cached: Vec<FrameId>,
-    /// Stacks, root first, aggregated here so a repeated stack costs no allocation.
+    /// Stacks, root first, then the pid and probe label (see `end_event`), aggregated here so
+    /// a repeated stack costs no allocation.
     stack_index: FxHashMap<Box<[FrameId]>, usize>,
+    /// The probe labels (`malloc` of event `probe_libc:malloc`), indexed by the stack keys.
+    probe_names: Vec<std::sync::Arc<str>>,
+    probe_index: FxHashMap<&'t str, u32>,
+    /// The current event's pid and probe label (`NO_LABEL` when unknown).
+    pid: u32,
+    probe: u32,
     weights: Vec<Weight>,
     /// Per stack: whether uprobe entry events were counted on it.
     entry_stack: Vec<bool>,
@@ -330,6 +340,10 @@ impl<'t, 'o> Parser<'t, 'o> {
             frame_cache: FxHashMap::default(),
             cached: Vec::new(),
             stack_index: FxHashMap::default(),
+            probe_names: Vec::new(),
+            probe_index: FxHashMap::default(),
+            pid: NO_LABEL,
+            probe: NO_LABEL,
             weights: Vec::new(),
             entry_stack: Vec::new(),
             filter: opt.event_filter.clone(),
@@ -404,6 +418,11 @@ impl<'t, 'o> Parser<'t, 'o> {
         self.stack_lines = 0;
         self.below_hash = 0;
         self.uprobe_entry = is_uprobe_entry(h.rest);
+        self.pid = h.pid.parse().unwrap_or(NO_LABEL);
+        self.probe = match h.event {
+            Some(event) => self.probe_label(event),
+            None => NO_LABEL,
+        };
         if let Some(event) = h.event {
             let wanted = match &self.filter {
                 Some(f) => f == event,
@@ -442,6 +461,29 @@ impl<'t, 'o> Parser<'t, 'o> {
                 }
             }
         }
+    }
+
+    /// The label of `event`'s probe: the function of a `perf probe` event
+    /// (`probe_libc:malloc` → `malloc`, also groups `uprobes*` and `sdt_*`); none for other
+    /// events (`cycles`, `cycles:u`), whose stacks the probe filter judges by their leaf.
+    fn probe_label(&mut self, event: &'t str) -> u32 {
+        if let Some(&i) = self.probe_index.get(event) {
+            return i;
+        }
+        let i = match event.rsplit_once(':') {
+            Some((group, f))
+                if !f.is_empty()
+                    && ["probe", "uprobe", "sdt_"]
+                        .iter()
+                        .any(|g| group.starts_with(g)) =>
+            {
+                self.probe_names.push(f.into());
+                (self.probe_names.len() - 1) as u32
+            }
+            _ => NO_LABEL,
+        };
+        self.probe_index.insert(event, i);
+        i
     }
 
     fn root_frame(&mut self, h: &Header<'_>) -> FrameId {
@@ -598,6 +640,9 @@ impl<'t, 'o> Parser<'t, 'o> {
             self.key_buf.push(self.root);
             self.key_buf.extend(self.frames.iter().rev());
             let entry = self.uprobe_entry && self.key_buf.len() >= 2;
+            // The labels ride at the end of the key, so that the lookup stays one slice.
+            self.key_buf.push(self.pid);
+            self.key_buf.push(self.probe);
             match self.stack_index.get(self.key_buf.as_slice()) {
                 Some(&i) => {
                     self.weights[i] += self.weight;
@@ -630,19 +675,30 @@ impl<'t, 'o> Parser<'t, 'o> {
             self.first_bad.take(),
             "events",
         )?;
-        let mut stacks: Vec<(usize, Box<[FrameId]>)> =
+        let mut keyed: Vec<(usize, Box<[FrameId]>)> =
             self.stack_index.into_iter().map(|(k, i)| (i, k)).collect();
-        stacks.sort_unstable_by_key(|&(i, _)| i);
+        keyed.sort_unstable_by_key(|&(i, _)| i);
+        let mut labels: Vec<Labels> = Vec::with_capacity(keyed.len());
+        let mut stacks: Vec<(usize, Box<[FrameId]>)> = Vec::with_capacity(keyed.len());
+        for (i, key) in keyed {
+            let (frames, tail) = key.split_at(key.len() - 2);
+            let label = |v: u32| (v != NO_LABEL).then_some(v);
+            labels.push(Labels {
+                pid: label(tail[0]),
+                probe: label(tail[1]).map(|p| self.probe_names[p as usize].clone()),
+            });
+            stacks.push((i, frames.into()));
+        }
         let nested = if self.opt.outermost_only {
             nested_on_stack(&self.profile, &stacks, &self.entry_stack)
         } else {
             vec![false; stacks.len()]
         };
-        for ((i, ids), nested) in stacks.into_iter().zip(nested) {
+        for (((i, ids), nested), labels) in stacks.into_iter().zip(nested).zip(labels) {
             if nested {
                 self.nested += self.weights[i].allocs;
             } else {
-                self.profile.add_ids(ids, self.weights[i]);
+                self.profile.add_ids_labeled(ids, &labels, self.weights[i]);
             }
         }
         self.profile.bytes_known = self.counted > 0 && self.sized == self.counted;
@@ -737,6 +793,31 @@ mod tests {
         let p = parse(text, "t", &PerfOptions::default()).unwrap();
         assert!(p.bytes_known);
         assert_eq!(p.total(), Weight::new(2, 16 + 24));
+    }
+
+    #[test]
+    fn stacks_keep_pid_and_probe() {
+        let text = "p 7/7 [0] 1.0: probe_libc:malloc: (7f) size=16\n\t1 f (/x)\n\t2 main (/x)\n\n\
+                    p 8/9 [0] 1.1: probe_libc:malloc: (7f) size=16\n\t1 f (/x)\n\t2 main (/x)\n\n\
+                    p 7/7 [0] 1.2: probe_libc:calloc: (7f) size=16\n\t1 f (/x)\n\t2 main (/x)\n\n\
+                    p 10 [0] 1.3: cycles:u: \n\t1 f (/x)\n\t2 main (/x)\n";
+        let p = parse(text, "t", &PerfOptions::default()).unwrap();
+        assert_eq!(p.len(), 1, "one stack of frames");
+        let mut labels: Vec<(Option<u32>, Option<&str>, u64)> = p
+            .labeled_stacks()
+            .map(|(_, l, w)| (l.pid, l.probe.as_deref(), w.allocs))
+            .collect();
+        labels.sort();
+        assert_eq!(
+            labels,
+            [
+                // A lone number is the thread id (perf script without `-F pid`): no pid.
+                (None, None, 1),
+                (Some(7), Some("calloc"), 1),
+                (Some(7), Some("malloc"), 1),
+                (Some(8), Some("malloc"), 1)
+            ]
+        );
     }
 
     #[test]

@@ -1,0 +1,578 @@
+//! The one way from what a backend or an importer produced to what a user reads: raw stacks →
+//! symbolize → [`Profile`] (keeping pid and probe) → demangle → prettify rules → filters (pid,
+//! probe, minimum weight) → folded text, SVG and [`Summary`].
+//!
+//! The CLI maps its arguments onto [`PipelineOptions`] and writes the bytes this module
+//! produces; a library user gets the same profile with one call.
+//!
+//! ```
+//! use allocflame_core::pipeline::{self, Filters, PipelineOptions};
+//! use allocflame_core::render::RenderOptions;
+//! use allocflame_core::source::{Collector, RawFrame, RawStack, StackSink};
+//! use allocflame_core::{probes::Probe, Weight, WeightKind};
+//!
+//! let probes: Vec<Probe> = vec!["libc:malloc:0".parse().unwrap(), "libc:calloc:0".parse().unwrap()];
+//! let mut collector = Collector::new(&probes);
+//! for (pid, probe, n) in [(7, 0, 3), (8, 0, 2), (7, 1, 1)] {
+//!     collector.add(RawStack {
+//!         pid, comm: "app".into(), probe,
+//!         frames: vec![RawFrame::symbol(&probes[probe].function), RawFrame::symbol("_ZN3app4mainEv")],
+//!         weight: Weight::new(n, 16 * n),
+//!     });
+//! }
+//! let options = PipelineOptions {
+//!     filters: Filters { pids: vec![7], ..Filters::default() },
+//!     ..PipelineOptions::default()
+//! };
+//! let output = pipeline::from_collector(collector, &options).unwrap();
+//! assert_eq!(
+//!     String::from_utf8(output.folded(WeightKind::Allocations)).unwrap(),
+//!     "app;app::main;calloc 1\napp;app::main;malloc 3\n"
+//! );
+//! assert_eq!(output.filtered.weight, Weight::new(2, 32), "pid 8's allocations, said so");
+//! let svg = output.svg(&RenderOptions::default()).unwrap();
+//! assert!(!svg.is_empty());
+//! assert_eq!(output.summary(10).allocations, 4);
+//! ```
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::demangle::{demangle_profile, DemangleOptions};
+use crate::error::{Error, Result};
+use crate::once::base_name;
+use crate::prettify::Rules;
+use crate::profile::{Labels, Profile, Weight, WeightKind};
+use crate::render::{self, RenderOptions};
+use crate::report::Summary;
+use crate::source::Collector;
+
+/// What the pipeline does between the profile and the outputs. Construct with `Default` and set
+/// what differs.
+#[derive(Clone, Debug)]
+pub struct PipelineOptions {
+    /// How frame names are demangled; `None` leaves them as they are. Default is
+    /// `Some(DemangleOptions::default())`: simplified Swift names, C++ without parameter lists.
+    pub demangle: Option<DemangleOptions>,
+    /// Prettify rules, applied in order after demangling. Default is none.
+    pub rules: Rules,
+    /// Which stacks to keep. Default keeps every stack.
+    pub filters: Filters,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        PipelineOptions {
+            demangle: Some(DemangleOptions::default()),
+            rules: Rules::default(),
+            filters: Filters::default(),
+        }
+    }
+}
+
+/// Which stacks the pipeline keeps. Each filter that is set must hold for a stack to be kept.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filters {
+    /// Keep only the stacks of these process ids. Stacks without a process id (folded files,
+    /// DTrace output, `perf script` output without pids) never match. Default is empty: every
+    /// process.
+    pub pids: Vec<u32>,
+    /// Keep only the stacks of these probed functions (`malloc`, `swift_allocObject`), compared
+    /// by [`base_name`] (so `__libc_malloc` is `malloc`). A stack without a probe label (folded
+    /// files, DTrace output) is judged by its leaf frame as the capture named it, before
+    /// demangling and rules. Default is empty: every probe.
+    pub probes: Vec<String>,
+    /// Drop the stacks whose weight, counted in [`weight`](Self::weight), is below this; judged
+    /// on the stacks as written (after rules, summed over processes and probes). Default is
+    /// `None`: no minimum.
+    pub min_weight: Option<u64>,
+    /// What [`min_weight`](Self::min_weight) counts. Default is allocations.
+    pub weight: WeightKind,
+}
+
+impl Filters {
+    /// Whether no filter is set.
+    pub fn is_empty(&self) -> bool {
+        self.pids.is_empty() && self.probes.is_empty() && self.min_weight.is_none()
+    }
+
+    /// Whether a stack with `frames` (root first, as the capture named them) and `labels`
+    /// passes the pid and probe filters.
+    pub fn keeps(&self, frames: &[&str], labels: &Labels) -> bool {
+        let pid_ok = self.pids.is_empty() || labels.pid.is_some_and(|pid| self.pids.contains(&pid));
+        pid_ok && (self.probes.is_empty() || self.probe_matches(frames, labels))
+    }
+
+    fn probe_matches(&self, frames: &[&str], labels: &Labels) -> bool {
+        let name = match &labels.probe {
+            Some(p) => &**p,
+            // DTrace names frames `module`function+0x12`.
+            None => match frames.last() {
+                Some(leaf) => {
+                    let leaf = leaf.rsplit('`').next().unwrap_or(leaf);
+                    leaf.split_once("+0x").map_or(leaf, |(f, _)| f)
+                }
+                None => return false,
+            },
+        };
+        let base = base_name(name);
+        self.probes
+            .iter()
+            .any(|p| p == name || base_name(p) == base)
+    }
+}
+
+impl fmt::Display for Filters {
+    /// The filters in words: `pid 7, 9; probe calloc; min weight 5 allocations`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts: Vec<String> = Vec::new();
+        if !self.pids.is_empty() {
+            let pids: Vec<String> = self.pids.iter().map(u32::to_string).collect();
+            parts.push(format!("pid {}", pids.join(", ")));
+        }
+        if !self.probes.is_empty() {
+            parts.push(format!("probe {}", self.probes.join(", ")));
+        }
+        if let Some(n) = self.min_weight {
+            parts.push(format!("min weight {n} {}", self.weight.count_name()));
+        }
+        if parts.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&parts.join("; "))
+        }
+    }
+}
+
+/// What the filters left out, so that it is never silent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Filtered {
+    /// The filters, in words (see [`Filters`]'s `Display`).
+    pub by: String,
+    /// Distinct stacks (folded lines) that are gone.
+    pub stacks: usize,
+    /// The allocations and bytes of the stacks left out.
+    pub weight: Weight,
+}
+
+impl fmt::Display for Filtered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the filters ({}) left out {} stacks ({} allocations",
+            self.by, self.stacks, self.weight.allocs
+        )?;
+        if self.weight.bytes > 0 {
+            write!(f, ", {} bytes", self.weight.bytes)?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// A profile through the pipeline, ready to be written.
+#[derive(Clone, Debug)]
+pub struct Output {
+    /// The demangled, prettified, filtered profile.
+    pub profile: Profile,
+    /// What the filters left out (all zero when no filter is set).
+    pub filtered: Filtered,
+    /// What the user should know: frames symbolization could not name, what the filters left
+    /// out.
+    pub notes: Vec<String>,
+}
+
+/// Runs the whole pipeline on a recording: symbolizes the collector's stacks, then
+/// [`process`]es the profile. Symbolization notes come first in [`Output::notes`].
+pub fn from_collector(collector: Collector, options: &PipelineOptions) -> Result<Output> {
+    let (profile, notes) = collector.finish_with_notes();
+    let mut output = process(profile, options)?;
+    output.notes.splice(0..0, notes);
+    Ok(output)
+}
+
+/// Demangles, applies the rules and filters `profile`. A profile that had stacks and has none
+/// after filtering is an [`Error::Empty`] that says so; an empty input stays an empty output
+/// (writing it, [`Output::svg`] says why it may be empty).
+pub fn process(profile: Profile, options: &PipelineOptions) -> Result<Output> {
+    let filters = &options.filters;
+    if filters.min_weight.is_some()
+        && filters.weight == WeightKind::Bytes
+        && !profile.bytes_known
+        && !profile.is_empty()
+    {
+        return Err(Error::Invalid(
+            "a minimum weight in bytes: this capture carries no allocation sizes".into(),
+        ));
+    }
+    let had_stacks = !profile.is_empty();
+    let has_pids = profile.has_pids();
+    let output = apply(profile, options);
+    if had_stacks && output.profile.is_empty() {
+        let mut hint = format!(
+            "the filters ({}) removed all {} stacks ({} allocations)",
+            output.filtered.by, output.filtered.stacks, output.filtered.weight.allocs
+        );
+        if !filters.pids.is_empty() && !has_pids {
+            hint.push_str(
+                "; this profile carries no process ids (folded files and DTrace output have none)",
+            );
+        }
+        return Err(Error::Empty { hint });
+    }
+    Ok(output)
+}
+
+/// Like [`process`], but an output that the filters emptied is returned, not an error (a
+/// differential graph may compare against an empty side).
+pub fn apply(profile: Profile, options: &PipelineOptions) -> Output {
+    let filters = &options.filters;
+    let before = (profile.len(), profile.total());
+    // The pid and probe filters judge labels and the leaf frame as the capture named it, so
+    // they run first: rules may rename or fold the leaf (`swift_allocObject;…;malloc` → `A`).
+    // Demangling and rules never add or remove weight, so where they run changes nothing else.
+    let profile = if filters.pids.is_empty() && filters.probes.is_empty() {
+        profile
+    } else {
+        profile.filter_labeled(|frames, labels, _| filters.keeps(frames, labels))
+    };
+    let profile = match &options.demangle {
+        Some(d) => demangle_profile(&profile, d),
+        None => profile,
+    };
+    let profile = if options.rules.is_empty() {
+        profile
+    } else {
+        options.rules.apply(&profile)
+    };
+    let profile = match filters.min_weight {
+        Some(min) => profile.filter(|_, w| w.get(filters.weight) >= min),
+        None => profile,
+    };
+    let total = profile.total();
+    let filtered = Filtered {
+        by: filters.to_string(),
+        stacks: before.0.saturating_sub(profile.len()),
+        weight: Weight::new(
+            before.1.allocs.saturating_sub(total.allocs),
+            before.1.bytes.saturating_sub(total.bytes),
+        ),
+    };
+    let mut notes = Vec::new();
+    if !filters.is_empty() {
+        notes.push(filtered.to_string());
+    }
+    Output {
+        profile,
+        filtered,
+        notes,
+    }
+}
+
+impl Output {
+    /// The profile as FlameGraph folded text with the counts of `kind` (see
+    /// [`Profile::write_folded`]).
+    pub fn folded(&self, kind: WeightKind) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Writing to a Vec cannot fail.
+        let _ = self.profile.write_folded(&mut out, kind);
+        out
+    }
+
+    /// An error if a graph by `kind` cannot be drawn from this capture: bytes from a capture
+    /// without allocation sizes.
+    pub fn check_weight(&self, kind: WeightKind) -> Result<()> {
+        if kind == WeightKind::Bytes && !self.profile.bytes_known && !self.profile.is_empty() {
+            return Err(Error::Invalid(
+                "--weight bytes: this capture carries no allocation sizes (record with allocflame, or add size arguments to the probes)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The flame graph (or flame chart) SVG. A profile without any weight of the chosen kind
+    /// is an [`Error::Empty`] saying why that may be.
+    pub fn svg(&self, options: &RenderOptions) -> Result<Vec<u8>> {
+        self.check_weight(options.weight)?;
+        if self.profile.total().get(options.weight) == 0 {
+            return Err(Error::Empty {
+                hint: "the capture holds no allocation events; check that the program ran, that the right process was chosen, and that the probes match its allocator".into(),
+            });
+        }
+        let mut svg = Vec::new();
+        render::flamegraph(&self.profile, options, &mut svg)?;
+        Ok(svg)
+    }
+
+    /// The summary with `top` functions in each list, saying what the filters left out.
+    pub fn summary(&self, top: usize) -> Summary {
+        let mut summary = Summary::new(&self.profile, top);
+        if !self.filtered.by.is_empty() && self.filtered.by != "none" {
+            summary.filtered = Some(self.filtered.clone());
+        }
+        summary
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prettify::Rule;
+
+    fn labeled() -> Profile {
+        let mut p = Profile::new();
+        let l = |pid, probe| Labels::new(Some(pid), Some(probe));
+        p.add_labeled(
+            ["app", "_ZN3app4mainEv", "__libc_malloc"],
+            &l(7, "malloc"),
+            Weight::new(10, 100),
+        );
+        p.add_labeled(
+            ["app", "_ZN3app4mainEv", "__libc_malloc"],
+            &l(8, "malloc"),
+            Weight::new(1, 10),
+        );
+        p.add_labeled(
+            ["app", "_ZN3app4loadEv", "calloc"],
+            &l(7, "calloc"),
+            Weight::new(2, 50),
+        );
+        p.bytes_known = true;
+        p
+    }
+
+    fn folded(o: &Output) -> String {
+        String::from_utf8(o.folded(WeightKind::Allocations)).unwrap()
+    }
+
+    fn with(filters: Filters) -> PipelineOptions {
+        PipelineOptions {
+            filters,
+            ..PipelineOptions::default()
+        }
+    }
+
+    #[test]
+    fn no_filter_demangles_and_keeps_everything() {
+        let o = process(labeled(), &PipelineOptions::default()).unwrap();
+        assert_eq!(
+            folded(&o),
+            "app;app::load;calloc 2\napp;app::main;__libc_malloc 11\n"
+        );
+        assert_eq!(o.filtered.weight, Weight::default());
+        assert!(o.notes.is_empty());
+        assert!(o.summary(5).filtered.is_none());
+    }
+
+    #[test]
+    fn pid_filter() {
+        let o = process(
+            labeled(),
+            &with(Filters {
+                pids: vec![8],
+                ..Filters::default()
+            }),
+        )
+        .unwrap();
+        assert_eq!(folded(&o), "app;app::main;__libc_malloc 1\n");
+        assert_eq!(o.filtered.weight, Weight::new(12, 150));
+        assert_eq!(o.filtered.stacks, 1);
+        assert_eq!(
+            o.notes,
+            ["the filters (pid 8) left out 1 stacks (12 allocations, 150 bytes)"]
+        );
+        let s = o.summary(5);
+        assert_eq!(s.filtered.as_ref().unwrap().weight.allocs, 12);
+        assert!(s.to_string().contains("filtered out"), "{s}");
+    }
+
+    #[test]
+    fn probe_filter_by_label_and_by_leaf() {
+        let only = |probes: &[&str]| {
+            with(Filters {
+                probes: probes.iter().map(|p| p.to_string()).collect(),
+                ..Filters::default()
+            })
+        };
+        let o = process(labeled(), &only(&["calloc"])).unwrap();
+        assert_eq!(folded(&o), "app;app::load;calloc 2\n");
+        // Imported stacks carry no probe: the leaf's base name decides.
+        let mut imported = Profile::new();
+        imported.add(["p", "main", "__GI___libc_malloc"], Weight::new(3, 0));
+        imported.add(["p", "main", "libc.so.6`calloc+0x1c"], Weight::new(4, 0));
+        imported.add(["p", "main", "operator new"], Weight::new(5, 0));
+        let o = process(imported.clone(), &only(&["malloc"])).unwrap();
+        assert_eq!(folded(&o), "p;main;__GI___libc_malloc 3\n");
+        let o = process(imported, &only(&["calloc", "operator new"])).unwrap();
+        assert_eq!(
+            folded(&o),
+            "p;main;libc.so.6`calloc+0x1c 4\np;main;operator new 5\n"
+        );
+    }
+
+    #[test]
+    fn min_weight_judges_the_written_stacks() {
+        // Each pid's share of the malloc stack is below 5, together they are not.
+        let mut p = labeled();
+        p.add_labeled(
+            ["app", "_ZN3app4mainEv", "__libc_malloc"],
+            &Labels::new(Some(9), Some("malloc")),
+            Weight::new(4, 0),
+        );
+        let o = process(
+            p,
+            &with(Filters {
+                min_weight: Some(5),
+                ..Filters::default()
+            }),
+        )
+        .unwrap();
+        assert_eq!(folded(&o), "app;app::main;__libc_malloc 15\n");
+        assert_eq!(o.filtered.stacks, 1);
+        assert_eq!(o.filtered.weight, Weight::new(2, 50));
+        let o = process(
+            labeled(),
+            &with(Filters {
+                min_weight: Some(60),
+                weight: WeightKind::Bytes,
+                ..Filters::default()
+            }),
+        )
+        .unwrap();
+        assert_eq!(folded(&o), "app;app::main;__libc_malloc 11\n");
+    }
+
+    #[test]
+    fn rules_run_after_demangling_and_probe_filter_before_rules() {
+        let options = PipelineOptions {
+            rules: Rules(vec![
+                // Written against the demangled name: it only matches after demangling.
+                Rule::Replace {
+                    from: "app::".into(),
+                    to: "".into(),
+                },
+                Rule::Fold {
+                    run: vec!["main".into(), "__libc_malloc".into()],
+                    into: "M".into(),
+                },
+            ]),
+            filters: Filters {
+                probes: vec!["malloc".into()],
+                ..Filters::default()
+            },
+            ..PipelineOptions::default()
+        };
+        let mut imported = Profile::new();
+        imported.add(
+            ["app", "_ZN3app4mainEv", "__libc_malloc"],
+            Weight::new(3, 0),
+        );
+        imported.add(["app", "_ZN3app4loadEv", "calloc"], Weight::new(1, 0));
+        let o = process(imported, &options).unwrap();
+        assert_eq!(folded(&o), "app;M 3\n");
+        let raw = PipelineOptions {
+            demangle: None,
+            ..options
+        };
+        let o = process(labeled(), &raw).unwrap();
+        assert_eq!(folded(&o), "app;_ZN3app4mainEv;__libc_malloc 11\n");
+    }
+
+    #[test]
+    fn empty_after_filter_is_an_error_that_says_so() {
+        let err = process(
+            labeled(),
+            &with(Filters {
+                pids: vec![99],
+                ..Filters::default()
+            }),
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::Empty { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("the filters (pid 99) removed all 2 stacks (13 allocations)"),
+            "{text}"
+        );
+        let mut imported = Profile::new();
+        imported.add(["p", "main", "malloc"], Weight::new(3, 0));
+        let text = process(
+            imported.clone(),
+            &with(Filters {
+                pids: vec![1],
+                ..Filters::default()
+            }),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(text.contains("carries no process ids"), "{text}");
+        let err = process(
+            imported,
+            &with(Filters {
+                min_weight: Some(1),
+                weight: WeightKind::Bytes,
+                ..Filters::default()
+            }),
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::Invalid(_)), "{err}");
+        // An empty input is no filter's doing: it stays an empty output.
+        let o = process(
+            Profile::new(),
+            &with(Filters {
+                pids: vec![1],
+                ..Filters::default()
+            }),
+        )
+        .unwrap();
+        assert!(o.profile.is_empty());
+        assert!(matches!(
+            o.svg(&RenderOptions::default()),
+            Err(Error::Empty { .. })
+        ));
+        assert!(apply(
+            labeled(),
+            &with(Filters {
+                pids: vec![99],
+                ..Filters::default()
+            })
+        )
+        .profile
+        .is_empty());
+    }
+
+    #[test]
+    fn collector_keeps_pid_and_probe() {
+        use crate::source::{RawFrame, RawStack, StackSink};
+        let probes: Vec<crate::probes::Probe> = vec![
+            "libc:malloc:0".parse().unwrap(),
+            "libc:calloc:0".parse().unwrap(),
+        ];
+        let mut c = Collector::new(&probes);
+        for (pid, probe) in [(1, 0), (2, 0), (1, 1), (1, 0)] {
+            c.add(RawStack {
+                pid,
+                comm: "a".into(),
+                probe,
+                frames: vec![RawFrame::symbol("alloc"), RawFrame::symbol("main")],
+                weight: Weight::new(1, 8),
+            });
+        }
+        let o = from_collector(c, &PipelineOptions::default()).unwrap();
+        let mut labels: Vec<(Option<u32>, Option<String>, u64)> = o
+            .profile
+            .labeled_stacks()
+            .map(|(_, l, w)| (l.pid, l.probe.as_deref().map(str::to_owned), w.allocs))
+            .collect();
+        labels.sort();
+        assert_eq!(
+            labels,
+            [
+                (Some(1), Some("calloc".into()), 1),
+                (Some(1), Some("malloc".into()), 2),
+                (Some(2), Some("malloc".into()), 1)
+            ]
+        );
+        assert_eq!(folded(&o), "a;main;alloc 4\n");
+    }
+}
