@@ -1,5 +1,7 @@
 //! The `allocflame` command: where does a program allocate heap memory?
 
+#![forbid(unsafe_code)]
+
 mod cmd_demangle;
 mod cmd_diff;
 mod cmd_record;
