@@ -17,7 +17,8 @@ pub struct RenderOptions {
     /// Draw a flame chart: stacks left to right in order of first appearance, not merged by
     /// name. Default is `false`.
     pub flamechart: bool,
-    /// Width of the image in pixels. Default is inferno's (1200).
+    /// Width of the image in pixels. Default is `None`: inferno's fluid width, laid out at
+    /// 1200 pixels and stretched to the window's width when opened in a browser.
     pub width: Option<usize>,
 }
 
