@@ -148,7 +148,10 @@ fn a_killed_allocflame_leaves_no_probe_and_no_stopped_target() {
         },
     );
     let (_, file) = malloc_first_bytes(target.pid).expect("read malloc's first byte");
-    assert_ne!(file, 0xcc, "libc's malloc starts with int3 in the file");
+    assert_ne!(
+        file, 0xcc,
+        "libc's malloc itself starts with int3: the byte cannot show a probe"
+    );
     rec.kill().unwrap(); // SIGKILL
     rec.wait().unwrap();
     target.wait_running_untraced();
