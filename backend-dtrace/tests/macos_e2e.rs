@@ -173,10 +173,19 @@ fn stop_flag_ends_a_spawned_recording_with_its_counts() {
     let prog = program();
     let options = RecordOptions::default();
     let stop = options.stop.clone();
-    let stopper = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(3));
-        stop.store(true, Ordering::Relaxed);
-    });
+    let stopper = {
+        let pid_file = pid_file.clone();
+        std::thread::spawn(move || {
+            // The loop writes its pid file after its first 20 mallocs: wait for that, not for a
+            // time (generously: the machine may be loaded). Past the deadline, stop anyway; the
+            // checks below then say what is missing.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !pid_file.exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            stop.store(true, Ordering::Relaxed);
+        })
+    };
     let (profile, report) = record(
         &Target::spawn([prog.as_os_str(), "loop".as_ref(), pid_file.as_os_str()]),
         &options,

@@ -1,5 +1,7 @@
 //! The `allocflame` command: where does a program allocate heap memory?
 
+#![forbid(unsafe_code)]
+
 mod backend;
 mod cmd_demangle;
 mod cmd_diff;
@@ -46,8 +48,26 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("allocflame: error: {e:#}");
+            eprintln!("allocflame: error: {}", causes(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes joined by ": ", each said once: the core's errors keep their
+/// source (an `io::Error`) and also show it in their message (`path: No such file…`), which
+/// anyhow's `{:#}` would print twice.
+fn causes(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }

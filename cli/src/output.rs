@@ -56,7 +56,7 @@ pub struct OutputArgs {
     /// Draw a flame chart (stacks in order of first appearance) instead of a flame graph.
     #[arg(long)]
     pub flamechart: bool,
-    /// Width of the SVG in pixels [default: 1200].
+    /// Width of the SVG in pixels [default: fluid: laid out at 1200, stretched to the browser window].
     #[arg(long, value_name = "PIXELS")]
     pub width: Option<usize>,
     /// Title of the flame graph [default: names the program].

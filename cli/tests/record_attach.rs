@@ -4,9 +4,9 @@
 
 mod record_util;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use record_util::*;
 
@@ -27,13 +27,33 @@ impl Target {
         Target { child, pid }
     }
 
-    fn assert_running_untraced(&self) {
-        let state = proc_state(self.pid);
-        assert!(
-            matches!(state, Some('R') | Some('S') | Some('D')),
-            "target state {state:?}: left stopped?"
+    fn running_untraced(&self) -> bool {
+        matches!(proc_state(self.pid), Some('R') | Some('S') | Some('D'))
+            && tracer_pid(self.pid) == Some(0)
+    }
+
+    /// The detach happens as allocflame ends (or, killed, as the kernel reaps its ptrace
+    /// thread): wait for it, and fail when the target stays stopped or traced.
+    fn wait_running_untraced(&self) {
+        wait_until(
+            "the target runs untraced again (not stopped, TracerPid 0)",
+            WAIT,
+            || self.running_untraced(),
         );
-        assert_eq!(tracer_pid(self.pid), Some(0), "target still traced");
+    }
+
+    /// Whether malloc's first byte in the target is int3: the uprobe is in place.
+    fn probe_in_place(&self) -> bool {
+        malloc_first_bytes(self.pid).is_some_and(|(live, _)| live == 0xcc)
+    }
+
+    /// Waits until malloc's first byte in the target is the file's again: no uprobe left.
+    fn wait_malloc_restored(&self) {
+        wait_until(
+            "malloc's first byte in the target is its file's again (no uprobe left)",
+            WAIT,
+            || malloc_first_bytes(self.pid).is_some_and(|(live, file)| live == file),
+        );
     }
 }
 
@@ -49,6 +69,7 @@ fn attach_records_for_the_duration_and_leaves_the_target_running() {
     if !uprobes_available() {
         return;
     }
+    let _serial = exclusive();
     let dir = TempDir::new("attach");
     let target = Target::start(&dir);
     let folded = dir.join("a.folded");
@@ -77,23 +98,12 @@ fn attach_records_for_the_duration_and_leaves_the_target_running() {
         .filter(|l| l.contains("main;tick;malloc "))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum();
-    // ~10 per millisecond of sleep-bound loop: well over 100 in a second.
+    // ~10 per millisecond of sleep-bound loop: thousands in a second, so 100 holds even when
+    // the target gets a small share of a loaded machine.
     assert!(n >= 100, "{text}");
-    std::thread::sleep(Duration::from_millis(100));
-    target.assert_running_untraced();
+    target.wait_running_untraced();
     // The probes are released in the background right after: malloc is restored shortly.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (live, file) = malloc_first_bytes(target.pid).expect("read malloc's first byte");
-        if live == file {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "uprobe still installed after 20 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    target.wait_malloc_restored();
 }
 
 #[test]
@@ -101,6 +111,7 @@ fn a_killed_allocflame_leaves_no_probe_and_no_stopped_target() {
     if !uprobes_available() {
         return;
     }
+    let _serial = exclusive();
     let before = uprobe_events();
     let dir = TempDir::new("kill");
     let target = Target::start(&dir);
@@ -117,30 +128,36 @@ fn a_killed_allocflame_leaves_no_probe_and_no_stopped_target() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
     // The tracer is allocflame's ptrace thread (it follows the target's new threads).
-    let tracer = tracer_pid(target.pid).unwrap_or(0);
-    let tgid = std::fs::read_to_string(format!("/proc/{tracer}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Tgid:").map(|v| v.trim().to_owned()))
-        });
-    assert_eq!(tgid, Some(rec.id().to_string()), "tracer {tracer}");
-    let (live, file) = malloc_first_bytes(target.pid).expect("read malloc's first byte");
-    assert_eq!(
-        live, 0xcc,
-        "the uprobe on malloc should be in place while recording"
+    let tracer_tgid = || {
+        let tracer = tracer_pid(target.pid).filter(|&t| t != 0)?;
+        let status = std::fs::read_to_string(format!("/proc/{tracer}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Tgid:").map(|v| v.trim().to_owned()))
+    };
+    let rec_pid = rec.id().to_string();
+    wait_until(
+        "allocflame traces the target and its uprobe on malloc is in place",
+        WAIT,
+        || {
+            if let Some(status) = rec.try_wait().unwrap() {
+                panic!("allocflame ended before the probes were in place: {status}");
+            }
+            tracer_tgid().as_deref() == Some(&rec_pid) && target.probe_in_place()
+        },
     );
-    assert_ne!(file, 0xcc);
+    let (_, file) = malloc_first_bytes(target.pid).expect("read malloc's first byte");
+    assert_ne!(
+        file, 0xcc,
+        "libc's malloc itself starts with int3: the byte cannot show a probe"
+    );
     rec.kill().unwrap(); // SIGKILL
     rec.wait().unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    target.assert_running_untraced();
+    target.wait_running_untraced();
     assert_eq!(uprobe_events(), before, "tracefs uprobe_events changed");
     // The probe went with allocflame's fds: malloc's first instruction is the file's again.
-    let (live, file) = malloc_first_bytes(target.pid).expect("read malloc's first byte");
-    assert_eq!(live, file, "a uprobe is still installed in the target");
+    target.wait_malloc_restored();
 }
 
 #[test]
@@ -148,27 +165,71 @@ fn ctrl_c_ends_an_attach_and_still_writes_the_results() {
     if !uprobes_available() {
         return;
     }
+    let _serial = exclusive();
     let dir = TempDir::new("sigint");
     let target = Target::start(&dir);
     let folded = dir.join("i.folded");
-    let rec = Command::new(bin())
-        .args(["record", "-p", &target.pid.to_string(), "-o"])
+    // --live: the counter on stderr tells when allocflame has recorded the target's mallocs.
+    let mut rec = Command::new(bin())
+        .args(["record", "--live", "-p", &target.pid.to_string(), "-o"])
         .arg(dir.join("i.svg"))
         .arg("--folded")
         .arg(&folded)
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1000));
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let (mut pipe, stderr) = (rec.stderr.take().unwrap(), stderr.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let text = String::from_utf8_lossy(&buf[..n]);
+                stderr.lock().unwrap().push_str(&text);
+            }
+        })
+    };
+    wait_until(
+        "allocflame's live counter shows the target's allocations",
+        WAIT,
+        || {
+            if let Some(status) = rec.try_wait().unwrap() {
+                panic!(
+                    "allocflame ended before SIGINT: {status}\n{}",
+                    stderr.lock().unwrap()
+                );
+            }
+            recorded_so_far(&stderr.lock().unwrap()) > 0
+        },
+    );
     // SAFETY: sending SIGINT to our child.
     unsafe { libc_kill(rec.id() as i32, 2) };
-    let out = rec.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let status = rec.wait().unwrap();
+    reader.join().unwrap();
+    let err = stderr.lock().unwrap().clone();
+    assert!(status.success(), "{err}");
     assert!(err.contains("partial"), "{err}");
     let text = std::fs::read_to_string(&folded).unwrap();
     assert!(text.contains("main;tick;malloc"), "{text}");
-    target.assert_running_untraced();
+    target.wait_running_untraced();
+}
+
+/// The last value of the `--live` counter ("\rallocflame: N allocations recorded") in `stderr`.
+fn recorded_so_far(stderr: &str) -> u64 {
+    stderr
+        .split('\r')
+        .filter_map(|l| {
+            l.strip_prefix("allocflame: ")?
+                .strip_suffix(" allocations recorded")?
+                .parse()
+                .ok()
+        })
+        .next_back()
+        .unwrap_or(0)
 }
 
 extern "C" {

@@ -142,6 +142,17 @@ fn prettify_builtin_and_rule_file() {
         "{}",
         text(&out.stderr)
     );
+
+    // A missing rules file: named, and the OS's reason said once (the core error carries it as
+    // its source and in its message).
+    let out = allocflame(&["render", "s.folded", "--rules", "missing.txt"], &d);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("missing.txt: No such file or directory"),
+        "{err}"
+    );
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }
 
 #[test]

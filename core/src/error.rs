@@ -16,6 +16,16 @@ pub enum Error {
         /// What was found and what was expected.
         message: String,
     },
+    /// A gzip-compressed input that cannot be unpacked (cut short or corrupt).
+    #[error("{file}: looks gzip-compressed but cannot be unpacked: {source}")]
+    Unpack {
+        /// The file the input came from.
+        file: String,
+        /// What the decompressor said (`UnexpectedEof` for a cut file, `InvalidInput` for a
+        /// corrupt one).
+        #[source]
+        source: std::io::Error,
+    },
     /// A whole input that is not in any format allocflame reads.
     #[error("{file}: {message}")]
     Format {
@@ -53,9 +63,19 @@ pub enum Error {
     /// A bad option or argument value.
     #[error("{0}")]
     Invalid(String),
-    /// Rendering the flame graph failed.
+    /// Rendering the flame graph failed: writing it, mostly.
     #[error("rendering failed: {0}")]
-    Render(String),
+    Render(#[source] std::io::Error),
+    /// A system call or other OS facility failed; `what` says what was being done
+    /// ("cannot start the tracer thread", "perf_event_open of malloc in pid 42").
+    #[error("{what}: {source}")]
+    Os {
+        /// What was being done.
+        what: String,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
     /// Anything a backend reports that fits nowhere else.
     #[error("{0}")]
     Backend(String),
@@ -67,6 +87,25 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// An OS facility failing while doing `what`.
+    pub fn os(what: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Os {
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// The I/O error underneath, if this is one (to match on its kind).
+    pub fn io_error(&self) -> Option<&std::io::Error> {
+        match self {
+            Error::Io { source, .. }
+            | Error::Unpack { source, .. }
+            | Error::Render(source)
+            | Error::Os { source, .. } => Some(source),
+            _ => None,
         }
     }
 }

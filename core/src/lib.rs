@@ -19,6 +19,8 @@
 //! assert!(String::from_utf8(svg).unwrap().contains("allocations"));
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod demangle;
 pub mod error;
 pub mod import;

@@ -17,7 +17,8 @@ pub struct RenderOptions {
     /// Draw a flame chart: stacks left to right in order of first appearance, not merged by
     /// name. Default is `false`.
     pub flamechart: bool,
-    /// Width of the image in pixels. Default is inferno's (1200).
+    /// Width of the image in pixels. Default is `None`: inferno's fluid width, laid out at
+    /// 1200 pixels and stretched to the window's width when opened in a browser.
     pub width: Option<usize>,
 }
 
@@ -62,7 +63,7 @@ pub fn flamegraph(profile: &Profile, options: &RenderOptions, out: impl Write) -
     }
     let mut o = options.inferno();
     inferno::flamegraph::from_lines(&mut o, lines.iter().map(String::as_str), out)
-        .map_err(|e| Error::Render(e.to_string()))
+        .map_err(Error::Render)
 }
 
 /// Draws a differential flame graph: the shape of `after`, coloured by how each frame changed
@@ -79,7 +80,7 @@ pub fn differential(
     before
         .write_folded(&mut a, kind)
         .and_then(|_| after.write_folded(&mut b, kind))
-        .map_err(|e| Error::Render(e.to_string()))?;
+        .map_err(Error::Render)?;
     if a.is_empty() && b.is_empty() {
         return Err(Error::Empty {
             hint: "both profiles are empty".into(),
@@ -92,10 +93,11 @@ pub fn differential(
         &b[..],
         &mut diff,
     )
-    .map_err(|e| Error::Render(e.to_string()))?;
-    let text = String::from_utf8(diff).map_err(|e| Error::Render(e.to_string()))?;
+    .map_err(Error::Render)?;
+    // inferno writes back the folded text it was given, which is UTF-8.
+    let text = String::from_utf8(diff)
+        .map_err(|e| Error::Render(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
     let mut o = options.inferno();
     o.colors = inferno::flamegraph::color::Palette::default();
-    inferno::flamegraph::from_lines(&mut o, text.lines(), out)
-        .map_err(|e| Error::Render(e.to_string()))
+    inferno::flamegraph::from_lines(&mut o, text.lines(), out).map_err(Error::Render)
 }

@@ -292,3 +292,21 @@ fn long_perf_header_does_not_hide_the_format() {
     text.push_str(&String::from_utf8(data_bytes("perf/malloc-calloc-dwarf.txt")).unwrap());
     assert_eq!(import::detect(&text), Some(Format::PerfScript));
 }
+
+#[test]
+fn a_cut_gzip_file_is_an_unpack_error_carrying_the_decoder_error() {
+    let gz = data_bytes("peers/inferno/flamegraph/example-perf-stacks.txt.gz");
+    let err = import::read_bytes(&gz[..gz.len() / 2], "cut.gz", None).unwrap_err();
+    assert!(matches!(err, Error::Unpack { .. }), "{err:?}");
+    assert_eq!(
+        err.io_error().map(std::io::Error::kind),
+        Some(std::io::ErrorKind::UnexpectedEof),
+        "{err:?}"
+    );
+    let source = std::error::Error::source(&err).expect("the decoder's error as source");
+    assert!(
+        source.downcast_ref::<std::io::Error>().is_some(),
+        "{source}"
+    );
+    assert!(err.to_string().starts_with("cut.gz: "), "{err}");
+}

@@ -19,6 +19,8 @@
 //! assert_eq!(short.as_deref(), Some("hello(_:)"));
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod node;
 mod old;
 mod parse;

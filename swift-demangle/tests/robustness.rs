@@ -157,6 +157,7 @@ fn property_mutated_and_random_symbols() {
         },
     ];
     let mut demangled = 0usize;
+    const BOUND: std::time::Duration = std::time::Duration::from_millis(250);
     let mut slowest = std::time::Duration::ZERO;
     let start = std::time::Instant::now();
     for i in 0..total {
@@ -169,7 +170,20 @@ fn property_mutated_and_random_symbols() {
         let o = &opts[i % 2];
         let t = std::time::Instant::now();
         let result = demangle(&input, o);
-        slowest = slowest.max(t.elapsed());
+        let mut took = t.elapsed();
+        if took >= BOUND {
+            // A hang is reproducible, a descheduled thread on a loaded machine is not: time
+            // the input again and keep its best run.
+            took = (0..3)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    let _ = demangle(&input, o);
+                    t.elapsed()
+                })
+                .min()
+                .unwrap_or(took);
+        }
+        slowest = slowest.max(took);
         if let Some(out) = result {
             demangled += 1;
             assert!(
@@ -184,11 +198,8 @@ fn property_mutated_and_random_symbols() {
         slowest
     );
     // No input may hang: even the worst one is far below this (the machine
-    // may be loaded, hence the generous bound).
-    assert!(
-        slowest < std::time::Duration::from_millis(250),
-        "slowest input took {slowest:?}"
-    );
+    // may be loaded, hence the generous bound and the retiming above).
+    assert!(slowest < BOUND, "slowest input took {slowest:?}");
 }
 
 #[test]

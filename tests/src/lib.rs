@@ -2,7 +2,9 @@
 //! at test time with gcc, g++ or rustc into a temporary directory), recording them with a
 //! backend, and reading the results by the user frames the tests know (`main;level1;level2`).
 //!
-//! Tests of a kernel facility never skip silently: with `CI=true` a missing capability fails.
+//! Tests of a kernel facility or a compiler never skip silently: a skipped test writes
+//! `SKIPPED: <test>: needs …` to the real stderr (past libtest's capture), and with `CI=true` a
+//! missing capability fails. Tests wait for conditions ([`wait_until`]), never for fixed times.
 //!
 //! ```no_run
 //! let dir = allocflame_tests::TempDir::new("doc");
@@ -14,6 +16,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use allocflame_backend_perf::PerfSource;
 use allocflame_core::source::{Collector, EventSource, RecordOptions, RecordReport, Target};
@@ -91,25 +95,121 @@ pub fn build_rust(dir: &TempDir, source: &str) -> PathBuf {
     compile(&mut cmd, &out)
 }
 
-/// Whether this machine can place uprobes through perf_event_open. When it cannot, a test
-/// returns early, except under `CI=true`, where that is a failure.
+/// How long a test waits for a condition before it fails: generous, because the machine may be
+/// loaded (two cores, other builds and tests running); a condition that holds returns at once.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// Waits until `condition` holds, polling it; panics after `timeout` with a message naming
+/// `what` was awaited ("the probe on malloc is in place"). Tests wait for the state they need,
+/// never for a fixed time.
+pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if condition() {
+            return;
+        }
+        let waited = start.elapsed();
+        assert!(
+            waited < timeout,
+            "gave up after {waited:.1?} waiting until {what}"
+        );
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Whether `CI=true`: a missing facility is then a failure, never a skip.
+fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// The running test's name: libtest names each test's thread after it.
+fn test_name() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("<unnamed test>")
+        .to_owned()
+}
+
+/// Writes `line` to the real stderr: libtest captures `eprintln!` (and shows it only when a
+/// test fails), so a skipped test would otherwise look like a pass.
+fn tell(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Says that the running test is skipped because it needs `what` (and how to get it), and
+/// returns `false`; under `CI=true` it panics instead.
+pub fn skip(what: &str) -> bool {
+    let test = test_name();
+    if under_ci() {
+        panic!("CI=true and {test} cannot run: it needs {what}");
+    }
+    tell(&format!("SKIPPED: {test}: needs {what}"));
+    false
+}
+
+/// Whether this machine can run the perf backend: uprobes through perf_event_open (the uprobe
+/// PMU, root) and ptrace of the targets (Yama's ptrace_scope below 3). When it cannot, the test
+/// says it is skipped and returns early, except under `CI=true`, where that is a failure.
 pub fn uprobes_available() -> bool {
     if !cfg!(target_os = "linux") {
         // The perf backend is Linux-only: nothing to test elsewhere, even under CI.
+        tell(&format!(
+            "SKIPPED: {}: the perf backend is Linux-only",
+            test_name()
+        ));
         return false;
     }
-    let pmu = Path::new("/sys/bus/event_source/devices/uprobe/type").exists();
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc_geteuid() } == 0;
-    let ok = pmu && root;
-    if !ok {
-        let why = format!("uprobe PMU present: {pmu}, root: {root}");
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("CI=true and the perf backend cannot run here ({why}): run the tests as root on a kernel with CONFIG_UPROBE_EVENTS");
-        }
-        eprintln!("skipping: the perf backend cannot run here ({why})");
+    let mut missing = Vec::new();
+    if !Path::new("/sys/bus/event_source/devices/uprobe/type").exists() {
+        missing.push(
+            "the uprobe PMU (/sys/bus/event_source/devices/uprobe: a kernel with CONFIG_UPROBE_EVENTS)",
+        );
     }
-    ok
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc_geteuid() } != 0 {
+        missing.push("root (perf_event_open of uprobes and ptrace: run the tests as root)");
+    }
+    // Yama 3 forbids ptrace even for root; 1 and 2 allow it to root. The backend traces the
+    // programs it starts and the processes it attaches to.
+    let yama = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok());
+    if yama.is_some_and(|v| v >= 3) {
+        missing.push(
+            "ptrace, which Yama's ptrace_scope 3 forbids until reboot (boot with ptrace_scope ≤ 2)",
+        );
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    skip(&missing.join(", "))
+}
+
+/// Whether `tool` (a compiler a test builds its program with) runs; when it does not, the test
+/// says it is skipped (`how` tells how to get it) and returns early; under `CI=true` it fails.
+pub fn tool_available(tool: &str, how: &str) -> bool {
+    let runs = Command::new(tool)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    runs || skip(&format!("{tool} ({how})"))
+}
+
+/// Serializes the tests that must not overlap with another recording in the same test binary:
+/// those that seize a process with ptrace and then check that it is left untraced, that compare
+/// tracefs' `uprobe_events` before and after, or that read malloc's first byte in a target. The
+/// kernel keeps one uprobe (one int3) per (file, offset) for all recordings, and a recording
+/// that probes system-wide (a tracefs probe, an unfiltered eBPF uprobe) puts it into every
+/// process that maps libc: another test's recording would then change what these tests read.
+/// Poison-tolerant: one failed test does not fail the others.
+pub fn exclusive() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 extern "C" {
@@ -216,9 +316,15 @@ pub fn uprobe_events() -> String {
     match std::fs::read_to_string(path) {
         Ok(s) => s,
         Err(e) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
+            if under_ci() {
                 panic!("CI=true and {} is unreadable: {e}", path.display());
             }
+            // The comparison this feeds cannot fail then: say it was not made.
+            tell(&format!(
+                "NOT CHECKED: {}: tracefs probes (needs {} readable: {e}; `mount -t tracefs nodev /sys/kernel/tracing` as root)",
+                test_name(),
+                path.display()
+            ));
             String::from("<tracefs unavailable>")
         }
     }

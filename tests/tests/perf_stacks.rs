@@ -5,7 +5,7 @@ use allocflame_tests::*;
 
 #[test]
 fn cpp_new_and_strdup_callers_appear() {
-    if !uprobes_available() {
+    if !uprobes_available() || !tool_available("g++", "apt-get install g++") {
         return;
     }
     let dir = TempDir::new("cpp");
@@ -31,7 +31,7 @@ fn cpp_new_and_strdup_callers_appear() {
 
 #[test]
 fn rust_frames_without_frame_pointers_appear() {
-    if !uprobes_available() {
+    if !uprobes_available() || !tool_available("rustc", "https://rustup.rs") {
         return;
     }
     let dir = TempDir::new("rust");

@@ -74,9 +74,9 @@ pub fn read_bytes(bytes: &[u8], file: &str, format: Option<Format>) -> Result<Pr
         let mut out = Vec::new();
         flate2::read::MultiGzDecoder::new(bytes)
             .read_to_end(&mut out)
-            .map_err(|e| Error::Format {
+            .map_err(|source| Error::Unpack {
                 file: file.to_owned(),
-                message: format!("looks gzip-compressed but cannot be unpacked: {e}"),
+                source,
             })?;
         unpacked = out;
         &unpacked[..]
