@@ -67,6 +67,9 @@ const TRUNCATED: u32 = u32::MAX - 1;
 
 type StackMap = FxHashMap<Box<[NormFrame]>, Weight>;
 
+/// File-offset ranges `[start, end)` of probed functions.
+type Ranges = Arc<[(u64, u64)]>;
+
 /// Interprets records; see the module docs.
 pub(crate) struct Interpreter<'o> {
     setup: Setup,
@@ -85,7 +88,7 @@ pub(crate) struct Interpreter<'o> {
     /// Per path: the file-offset ranges of probed functions in it.
     ranges_by_path: FxHashMap<PathBuf, Vec<(u64, u64)>>,
     /// Per object id, the ranges of its path, looked up once.
-    ranges: Vec<Option<Arc<[(u64, u64)]>>>,
+    ranges: Vec<Option<Ranges>>,
     stacks: FxHashMap<(u32, u32, usize), StackMap>,
     per_probe: Vec<Weight>,
     pub ledger: Ledger,
@@ -488,14 +491,14 @@ impl<'o> Interpreter<'o> {
         }
     }
 
-    fn ranges_of(&mut self, file: u32) -> Option<Arc<[(u64, u64)]>> {
+    fn ranges_of(&mut self, file: u32) -> Option<Ranges> {
         let i = file as usize;
         let entry = self.objects.entries.get(i)?;
         if self.ranges.len() <= i {
             self.ranges.resize(self.objects.entries.len(), None);
         }
         if self.ranges[i].is_none() {
-            let r: Arc<[(u64, u64)]> = self
+            let r: Ranges = self
                 .ranges_by_path
                 .get(&*entry.path)
                 .map(|v| v.as_slice().into())

@@ -140,6 +140,9 @@ pub(crate) fn build_id_of(file: &std::fs::File) -> Option<Vec<u8>> {
     obj.build_id().ok().flatten().map(<[u8]>::to_vec)
 }
 
+/// Told of each object opened: its path, device and inode, build-id.
+pub(crate) type OnOpen<'a> = dyn FnMut(&Path, Option<(u64, u64)>, Option<Vec<u8>>) + 'a;
+
 /// One object file: the core's [`ObjectFile`] (path, build-id, the held file) and its unwind
 /// info, or `None` for both when the mapped file could not be had.
 pub(crate) struct Entry {
@@ -169,7 +172,7 @@ impl Objects {
         path: &Path,
         inode: Option<(u64, u64)>,
         range: (u64, u64),
-        fresh: &mut dyn FnMut(&Path, Option<(u64, u64)>, Option<Vec<u8>>),
+        fresh: &mut OnOpen<'_>,
     ) -> u32 {
         let key = (path.to_path_buf(), inode);
         if let Some(&id) = self.by_key.get(&key) {

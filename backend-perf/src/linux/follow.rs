@@ -85,7 +85,7 @@ fn open_error(e: std::io::Error, what: String, pid: i32) -> Error {
             ),
         },
         Some(libc::ESRCH) => Error::Invalid(format!("{what}: no process {pid} (it exited?)")),
-        _ => Error::Backend(format!("{what}: {e}")),
+        _ => Error::os(what, e),
     }
 }
 
@@ -99,7 +99,9 @@ fn open_rings(p: &EventParams, notes: &mut Vec<String>) -> Result<Vec<Ring>> {
         let fd = events::open_ring_owner(&p.layout, cpu, ((pages * page) / 4) as u32)
             .map_err(|e| open_error(e, format!("perf_event_open of CPU {cpu}'s buffer"), -1))?;
         let ring = loop {
-            let dup = fd.try_clone().map_err(|e| Error::Backend(e.to_string()))?;
+            let dup = fd
+                .try_clone()
+                .map_err(|e| Error::os("dup of a perf ring buffer fd", e))?;
             match Ring::new(dup, pages) {
                 Ok(r) => break r,
                 Err(e) if e.raw_os_error() == Some(libc::EPERM) && pages > 8 => pages /= 4,
@@ -141,16 +143,10 @@ fn open_task(
     for &(cpu, leader) in leaders {
         let side = events::open_side(&p.layout, tid, cpu)
             .map_err(|e| fail(e, format!("perf_event_open of task {tid}'s side records")))?;
-        events::redirect_output_raw(&side, leader).map_err(|e| {
-            (
-                Error::Backend(format!("PERF_EVENT_IOC_SET_OUTPUT: {e}")),
-                false,
-            )
-        })?;
-        side_ids.push(
-            events::event_id(&side)
-                .map_err(|e| (Error::Backend(format!("PERF_EVENT_IOC_ID: {e}")), false))?,
-        );
+        events::redirect_output_raw(&side, leader)
+            .map_err(|e| (Error::os("PERF_EVENT_IOC_SET_OUTPUT", e), false))?;
+        side_ids
+            .push(events::event_id(&side).map_err(|e| (Error::os("PERF_EVENT_IOC_ID", e), false))?);
         ev.side.push(side);
         for (li, loc) in p.locs.iter().enumerate() {
             let spec = EventSpec {
@@ -171,15 +167,10 @@ fn open_task(
                 )
             })?;
             ids[li].push(
-                events::event_id(&fd)
-                    .map_err(|e| (Error::Backend(format!("PERF_EVENT_IOC_ID: {e}")), false))?,
+                events::event_id(&fd).map_err(|e| (Error::os("PERF_EVENT_IOC_ID", e), false))?,
             );
-            events::redirect_output_raw(&fd, leader).map_err(|e| {
-                (
-                    Error::Backend(format!("PERF_EVENT_IOC_SET_OUTPUT: {e}")),
-                    false,
-                )
-            })?;
+            events::redirect_output_raw(&fd, leader)
+                .map_err(|e| (Error::os("PERF_EVENT_IOC_SET_OUTPUT", e), false))?;
             ev.uprobes.push(fd);
         }
     }

@@ -232,7 +232,7 @@ pub(crate) fn record(
         std::thread::Builder::new()
             .name("allocflame-ptrace".into())
             .spawn(move || follow::tracer_thread(start, params, shared, tx))
-            .map_err(|e| Error::Backend(format!("cannot start the tracer thread: {e}")))?
+            .map_err(|e| Error::os("cannot start the tracer thread", e))?
     };
     let started = match rx.recv() {
         Ok(Ok(r)) => r,

@@ -74,7 +74,7 @@ pub(crate) fn spawn_held(program: &Path, argv: &[OsString]) -> Result<HeldChild>
         .collect::<Result<_>>()?;
     let mut arg_ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     arg_ptrs.push(std::ptr::null());
-    let io_err = |e: io::Error| Error::Backend(format!("cannot start the program: {e}"));
+    let io_err = |e: io::Error| Error::os("cannot start the program", e);
     let go = pipe().map_err(io_err)?;
     let exec_err = pipe().map_err(io_err)?;
     // SAFETY: between fork and exec the child only calls async-signal-safe functions (read,
