@@ -151,14 +151,17 @@ mod tests {
     fn normalize(addr: u64) -> Option<(PathBuf, u64)> {
         let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
         maps.lines().find_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
+            // start-end perms offset dev inode path; the path (the rest) may hold spaces.
+            let f: Vec<&str> = l.splitn(6, ' ').collect();
             let (s, e) = f.first()?.split_once('-')?;
             let (s, e) = (
                 u64::from_str_radix(s, 16).ok()?,
                 u64::from_str_radix(e, 16).ok()?,
             );
             let off = u64::from_str_radix(f.get(2)?, 16).ok()?;
-            (addr >= s && addr < e && f.len() >= 6).then(|| (PathBuf::from(f[5]), addr - s + off))
+            let path = f.get(5)?.trim_start();
+            (addr >= s && addr < e && path.starts_with('/'))
+                .then(|| (PathBuf::from(path), addr - s + off))
         })
     }
 

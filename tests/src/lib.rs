@@ -335,16 +335,10 @@ pub fn uprobe_events() -> String {
 /// offsets and addresses, as Debian's has.
 pub fn malloc_first_bytes(pid: u32) -> Option<(u8, u8)> {
     use std::io::{Read, Seek, SeekFrom};
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
-    let (start, pgoff, path) = maps.lines().find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        if f.len() < 6 || !f[1].contains('x') || !f[5].contains("libc.so") {
-            return None;
-        }
-        let start = u64::from_str_radix(f[0].split('-').next()?, 16).ok()?;
-        let pgoff = u64::from_str_radix(f[2], 16).ok()?;
-        Some((start, pgoff, f[5].to_owned()))
-    })?;
+    let (start, pgoff, path) = allocflame_backend_perf::procfs::maps(pid)?
+        .into_iter()
+        .find(|m| m.executable() && m.path.contains("libc.so"))
+        .map(|m| (m.start, m.offset, m.path))?;
     let nm = Command::new("nm")
         .args(["-D", "--defined-only", &path])
         .output()
