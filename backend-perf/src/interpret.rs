@@ -65,6 +65,9 @@ const PERF_CONTEXT_MAX: u64 = (-4095i64) as u64;
 /// The object id of the `[stack truncated]` marker frame.
 const TRUNCATED: u32 = u32::MAX - 1;
 
+/// The object id of the marker frame of a stack cut at the deepest depth kept.
+const CAPPED: u32 = u32::MAX - 2;
+
 type StackMap = FxHashMap<Box<[NormFrame]>, Weight>;
 
 /// File-offset ranges `[start, end)` of probed functions.
@@ -104,6 +107,8 @@ pub(crate) struct Interpreter<'o> {
     spliced: u64,
     /// Stacks cut at the end of the copied stack bytes.
     truncated: u64,
+    /// Stacks cut at the deepest depth kept.
+    capped: u64,
     /// Synthetic records the interpreter produced (object identities), for a capture to save
     /// before the record that caused them.
     pub outbox: Vec<Synthetic>,
@@ -155,6 +160,7 @@ impl<'o> Interpreter<'o> {
             norm: Vec::with_capacity(64),
             spliced: 0,
             truncated: 0,
+            capped: 0,
             outbox: Vec::new(),
             setup,
         };
@@ -392,15 +398,13 @@ impl<'o> Interpreter<'o> {
         };
         self.addrs.push(ip);
         let mut complete = true;
+        let mut capped = false;
         if ret != 0 {
             self.addrs.push(ret - 1);
             let mut regs = UnwindRegsX86_64::new(ret, sp + 8, bp);
             let mut read_stack = read_word;
             let mut at = ret;
             complete = loop {
-                if self.addrs.len() >= max_depth {
-                    break true;
-                }
                 let Some(addr) = FrameAddress::from_return_address(at) else {
                     break true;
                 };
@@ -408,6 +412,11 @@ impl<'o> Interpreter<'o> {
                     .unwinder
                     .unwind_frame(addr, &mut regs, &mut self.cache, &mut read_stack)
                 {
+                    // One frame more than kept: the stack goes on past the limit.
+                    Ok(Some(next)) if next != 0 && self.addrs.len() >= max_depth => {
+                        capped = true;
+                        break true;
+                    }
                     Ok(Some(next)) if next != 0 => {
                         self.addrs.push(next - 1);
                         at = next;
@@ -449,7 +458,11 @@ impl<'o> Interpreter<'o> {
                 self.spliced += 1;
                 truncated = false;
                 for &a in &user[k - d..] {
-                    if self.addrs.len() >= max_depth || a == 0 {
+                    if a == 0 {
+                        break;
+                    }
+                    if self.addrs.len() >= max_depth {
+                        capped = true;
                         break;
                     }
                     self.addrs.push(a - 1);
@@ -474,6 +487,12 @@ impl<'o> Interpreter<'o> {
             self.truncated += 1;
             self.norm.push(NormFrame {
                 file: TRUNCATED,
+                offset: 0,
+            });
+        } else if capped {
+            self.capped += 1;
+            self.norm.push(NormFrame {
+                file: CAPPED,
                 offset: 0,
             });
         }
@@ -602,6 +621,12 @@ impl<'o> Interpreter<'o> {
                 self.truncated
             ));
         }
+        if self.capped > 0 {
+            report.notes.push(format!(
+                "{} stacks were deeper than {} frames and end in `[deeper than {} frames]` at the root side",
+                self.capped, self.setup.max_depth, self.setup.max_depth
+            ));
+        }
         if self.ledger.inner > 0 {
             report.notes.push(format!(
                 "{} calls made inside another probed function (realloc(NULL) → malloc, …) were counted once, at the outer call",
@@ -613,6 +638,9 @@ impl<'o> Interpreter<'o> {
     fn raw_frame(&self, f: &NormFrame) -> RawFrame {
         if f.file == TRUNCATED {
             return RawFrame::symbol("[stack truncated]");
+        }
+        if f.file == CAPPED {
+            return RawFrame::symbol(&format!("[deeper than {} frames]", self.setup.max_depth));
         }
         match self.objects.entries.get(f.file as usize) {
             Some(e) => match &e.object {
@@ -693,15 +721,27 @@ mod tests {
     /// A raw sample of location `l` (event id `100 + l`) at `ip`, with `ret` at the stack
     /// pointer and `args` in the argument registers; frame pointer 0 ends the walk.
     fn sample(pid: u32, tid: u32, l: usize, args: [u64; 6], sp: u64, ret: u64) -> Vec<u8> {
+        sample_with(pid, tid, l, args, sp, 0, &[ret, 0])
+    }
+
+    /// A sample whose stack holds `words` from `sp` up, with frame pointer `bp`.
+    fn sample_with(
+        pid: u32,
+        tid: u32,
+        l: usize,
+        args: [u64; 6],
+        sp: u64,
+        bp: u64,
+        words: &[u64],
+    ) -> Vec<u8> {
         let mut r = [0u64; 9];
         for (a, &i) in args.iter().zip(&regs::ARGS) {
             r[i] = *a;
         }
         r[regs::IDX_SP] = sp;
-        r[regs::IDX_BP] = 0;
+        r[regs::IDX_BP] = bp;
         r[regs::IDX_IP] = 0x7000_0000 + 0x1000 * (l as u64 + 1);
-        let mut stack = ret.to_ne_bytes().to_vec();
-        stack.resize(16, 0);
+        let stack: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
         crate::record::tests::sample_bytes(100 + l as u64, pid, tid, 1, r, &stack, 64)
     }
 
@@ -774,6 +814,47 @@ mod tests {
         assert_eq!(report.inner, 100);
         assert_eq!(report.lost, 0);
         assert_eq!(report.total().allocs, 1100);
+    }
+
+    #[test]
+    fn stacks_deeper_than_the_limit_end_in_a_marker_and_a_note() {
+        let mut s = setup();
+        s.max_depth = 2;
+        let n = s.locations.len();
+        let mut i = Interpreter::new(s, Box::new(NoFiles)).unwrap();
+        for l in 0..n {
+            i.synthetic(&Synthetic::Ids {
+                location: l,
+                ids: vec![100 + l as u64],
+            });
+        }
+        // A frame-pointer chain of two callers (no unwind info: framehop walks frame pointers):
+        // at sp the return address, at bp = sp + 16 the saved bp (0: the end) and the next one.
+        let sp = 0x7ffe_0000;
+        let words = [0x40_1000, 0, 0, 0x40_2000, 0, 0];
+        i.ring_record(&sample_with(
+            10,
+            10,
+            loc("malloc"),
+            [8, 0, 0, 0, 0, 0],
+            sp,
+            sp + 16,
+            &words,
+        ));
+        let (lines, report) = profile(i);
+        assert_eq!(lines.len(), 1);
+        assert!(
+            lines[0].0.starts_with("prog;[deeper than 2 frames];"),
+            "{lines:?}"
+        );
+        assert!(
+            report
+                .notes
+                .iter()
+                .any(|n| n.contains("deeper than 2 frames")),
+            "{:?}",
+            report.notes
+        );
     }
 
     #[test]

@@ -191,6 +191,11 @@ struct CountReport {
     probes: serde_json::Map<String, serde_json::Value>,
     total: ProbeCount,
     lost: u64,
+    /// Probe hits the kernel counted, when the backend reads its counters: counted + inner +
+    /// lost = hits.
+    hits: Option<u64>,
+    /// Hits inside another probed call, counted once at that call.
+    inner: u64,
     exit_code: Option<i32>,
     interrupted: bool,
     notes: Vec<String>,
@@ -222,6 +227,8 @@ pub fn run_count(args: CountArgs) -> anyhow::Result<ExitCode> {
             bytes: total.bytes,
         },
         lost: report.lost,
+        hits: report.hits,
+        inner: report.inner,
         exit_code: report.exit_code,
         interrupted: report.interrupted,
         notes: report.notes.clone(),
