@@ -745,8 +745,8 @@ mod tests {
         crate::record::tests::sample_bytes(100 + l as u64, pid, tid, 1, r, &stack, 64)
     }
 
-    fn interp() -> Interpreter<'static> {
-        let s = setup();
+    /// An interpreter of `s` that knows every location's event id (`100 + location`).
+    fn with_ids(s: Setup) -> Interpreter<'static> {
         let n = s.locations.len();
         let mut i = Interpreter::new(s, Box::new(NoFiles)).unwrap();
         for l in 0..n {
@@ -755,6 +755,11 @@ mod tests {
                 ids: vec![100 + l as u64],
             });
         }
+        i
+    }
+
+    fn interp() -> Interpreter<'static> {
+        let mut i = with_ids(setup());
         for (path, start, pgoff) in [(LIBC, 0x7000_0000u64, 0u64), (PROG, 0x40_0000, 0)] {
             i.synthetic(&Synthetic::Mapping {
                 pid: 10,
@@ -820,14 +825,7 @@ mod tests {
     fn stacks_deeper_than_the_limit_end_in_a_marker_and_a_note() {
         let mut s = setup();
         s.max_depth = 2;
-        let n = s.locations.len();
-        let mut i = Interpreter::new(s, Box::new(NoFiles)).unwrap();
-        for l in 0..n {
-            i.synthetic(&Synthetic::Ids {
-                location: l,
-                ids: vec![100 + l as u64],
-            });
-        }
+        let mut i = with_ids(s);
         // A frame-pointer chain of two callers (no unwind info: framehop walks frame pointers):
         // at sp the return address, at bp = sp + 16 the saved bp (0: the end) and the next one.
         let sp = 0x7ffe_0000;

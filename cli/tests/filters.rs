@@ -2,25 +2,13 @@
 //! folded output they write.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn allocflame(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_allocflame"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run allocflame")
-}
+mod cli_util;
+
+use cli_util::{allocflame, text};
 
 fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("allocflame-filters-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    cli_util::tempdir("filters", name)
 }
 
 const FOLDED: &str =

@@ -384,6 +384,19 @@ impl Live<'_> {
         }
     }
 
+    /// Hands over what the tracer thread queued without a time (event ids, untraced tasks).
+    fn take_untimed(&mut self) {
+        let untimed = self
+            .shared
+            .untimed
+            .lock()
+            .map(|mut q| std::mem::take(&mut *q))
+            .unwrap_or_default();
+        for s in untimed {
+            self.synthetic(s);
+        }
+    }
+
     /// What the interpreter produced goes into the capture before the record that caused it.
     fn flush_outbox(&mut self) {
         if self.interp.outbox.is_empty() {
@@ -408,15 +421,7 @@ impl Live<'_> {
             r.load_head();
         }
         // Ids of tasks whose records may be in this batch were queued before those tasks ran.
-        let untimed = self
-            .shared
-            .untimed
-            .lock()
-            .map(|mut q| std::mem::take(&mut *q))
-            .unwrap_or_default();
-        for s in untimed {
-            self.synthetic(s);
-        }
+        self.take_untimed();
         if let Ok(mut q) = self.shared.timed.lock() {
             self.timed.append(&mut q);
         }
@@ -465,15 +470,7 @@ impl Live<'_> {
 
     /// Reads every event's counter: hits and lost samples per location, lost side records.
     fn counters(&mut self, fds: &[OwnedFd]) {
-        let untimed = self
-            .shared
-            .untimed
-            .lock()
-            .map(|mut q| std::mem::take(&mut *q))
-            .unwrap_or_default();
-        for s in untimed {
-            self.synthetic(s);
-        }
+        self.take_untimed();
         let n = self.interp.setup().locations.len();
         let mut per_location = vec![(0u64, 0u64); n];
         let mut side_lost = 0;
