@@ -61,6 +61,13 @@ fn record(source: &PerfSource, argv: &[&str]) -> (u64, RecordReport) {
         .clone()
         .record(&Target::spawn(argv), &options, &mut sink)
         .expect("record");
+    // The reader ran ahead of ordinary processes; what follows the recording does not.
+    // SAFETY: reads this thread's policy.
+    assert_eq!(
+        unsafe { sched_getscheduler(0) },
+        0,
+        "the caller was left at real-time priority"
+    );
     let profile = sink.finish();
     assert_eq!(profile.lost, report.lost);
     assert_eq!(profile.total().allocs, report.total().allocs);
@@ -150,6 +157,7 @@ fn counted_plus_lost_is_calls_with_the_reader_starved() {
 }
 
 extern "C" {
+    fn sched_getscheduler(pid: i32) -> i32;
     fn sched_setaffinity(pid: i32, size: usize, mask: *const u64) -> i32;
     fn setpriority(which: i32, who: u32, prio: i32) -> i32;
     fn gettid() -> u32;

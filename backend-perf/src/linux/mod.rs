@@ -284,9 +284,8 @@ pub(crate) fn record(
     let mut gone = false;
     let mut told_children = false;
     let program = live.interp.setup().comm.clone();
-    if !source.keep_priority {
-        run_ahead();
-    }
+    // The calling thread reads; it gets its own scheduling back when the reading is done.
+    let before = (!source.keep_priority).then(run_ahead);
     let interrupted = run_loop(&mut live, &mut rings, options, || {
         if attach {
             gone = !alive(main_pid);
@@ -316,6 +315,9 @@ pub(crate) fn record(
     }
     // Records written while the tracer thread wound down (a stopped program's last words).
     live.drain(&mut rings, u64::MAX);
+    if let Some(before) = before {
+        before.restore();
+    }
     live.counters(&event_fds);
     phase("buffers drained, counters read");
     // The probes go away in the background (their release is slow; see `events.rs`).
@@ -499,18 +501,48 @@ impl Live<'_> {
     }
 }
 
+/// A thread's scheduling policy, priority and nice value, to put back.
+struct Scheduling {
+    tid: libc::pid_t,
+    policy: libc::c_int,
+    param: libc::sched_param,
+    nice: libc::c_int,
+}
+
+impl Scheduling {
+    fn restore(self) {
+        // SAFETY: scheduling calls on the thread this was read from (the caller's own).
+        unsafe {
+            libc::sched_setscheduler(self.tid, self.policy, &self.param);
+            libc::setpriority(libc::PRIO_PROCESS, self.tid as libc::id_t, self.nice);
+        }
+    }
+}
+
 /// The reader must keep up with the target to lose nothing, also on a loaded machine: as
-/// root, this thread (only it: the target was forked before) runs at the lowest real-time
-/// priority, ahead of every ordinary process but it sleeps whenever the buffers are empty;
-/// else at nice -10. Failing is harmless (losses are counted either way).
-fn run_ahead() {
-    // SAFETY: scheduling calls on our own thread id.
+/// root, the calling thread (only it: the target was forked before) runs at the lowest
+/// real-time priority, ahead of every ordinary process but asleep whenever the buffers are
+/// empty; else at nice -10. Failing is harmless (losses are counted either way). Returns the
+/// thread's scheduling before, which the caller restores: what it does after the recording
+/// (symbolizing, rendering) must not run at real-time priority.
+fn run_ahead() -> Scheduling {
+    // SAFETY: scheduling calls on our own thread id; the out-parameters are valid.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::pid_t;
+        let mut before = Scheduling {
+            tid,
+            policy: libc::sched_getscheduler(tid).max(0),
+            param: libc::sched_param { sched_priority: 0 },
+            nice: 0,
+        };
+        libc::sched_getparam(tid, &mut before.param);
+        *libc::__errno_location() = 0;
+        before.nice = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
         let param = libc::sched_param { sched_priority: 1 };
         if libc::sched_setscheduler(tid, libc::SCHED_FIFO, &param) != 0 {
             libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, -10);
         }
+        before
     }
 }
 
