@@ -1,7 +1,9 @@
 //! Counted + lost = calls, always (issue 9): with a tiny ring buffer on a machine whose two
 //! cores are kept busy, and with the reader starved (the target and the busy loops at a higher
 //! priority than allocflame). The calls are known twice over: from the program (its loop
-//! counts) and from the kernel's own counters of the probes.
+//! counts) and from the kernel's own counters of the probes. A starved reader loses events for
+//! certain (a fast reader with a tiny buffer may lose none): those must be counted exactly,
+//! in the report, the profile and a note.
 
 use std::process::{Child, Command};
 use std::sync::Mutex;
