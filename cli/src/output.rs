@@ -189,13 +189,33 @@ pub fn emit(
     Ok(summary)
 }
 
-/// Writes `path` through a temporary file beside it, so a failure never leaves a half-written
-/// output that looks complete.
+/// Writes `path` the way a user expects of an output file: a new path, or a regular file with
+/// one name, through a temporary file beside it renamed over it (a failure never leaves a
+/// half-written output that looks complete; the old file's permissions are kept); any other
+/// existing path — a symlink, a device such as `/dev/null` or `/dev/stdout`, a FIFO, a file
+/// with several hard links — is opened and written in place, never replaced.
 pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
 ) -> anyhow::Result<()> {
     use std::io::Write as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let existing = std::fs::symlink_metadata(path).ok();
+    let replace = existing
+        .as_ref()
+        .map_or(true, |m| m.file_type().is_file() && m.nlink() == 1);
+    if !replace {
+        let result = (|| -> std::io::Result<()> {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(path)?;
+            let mut w = std::io::BufWriter::new(file);
+            write(&mut w)?;
+            w.flush()
+        })();
+        return result.with_context(|| format!("cannot write {}", path.display()));
+    }
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -210,6 +230,9 @@ pub fn write_atomically(
     ));
     let result = (|| -> std::io::Result<()> {
         let file = std::fs::File::create(&tmp)?;
+        if let Some(m) = &existing {
+            file.set_permissions(m.permissions())?;
+        }
         let mut w = std::io::BufWriter::new(file);
         write(&mut w)?;
         w.flush()?;
