@@ -168,14 +168,8 @@ impl<R: Read> CaptureReader<R> {
             .map_err(|_| format_error(file, "capture ends in its header".into()))?;
         let setup: Setup = serde_json::from_slice(&header)
             .map_err(|e| format_error(file, format!("bad capture header: {e}")))?;
-        let probes = setup.probes.len();
-        if setup
-            .locations
-            .iter()
-            .any(|l| l.probes.is_empty() || l.probes.iter().any(|&p| p >= probes))
-            || setup.parsed_probes().is_err()
-        {
-            return Err(format_error(file, "bad capture header: probes".into()));
+        if let Err(e) = setup.checked_probes() {
+            return Err(format_error(file, format!("bad capture header: {e}")));
         }
         Ok(CaptureReader {
             file: file.to_owned(),

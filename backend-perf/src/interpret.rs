@@ -5,7 +5,6 @@
 //! come through an [`Opener`], so the same code interprets a live recording and a replay.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use allocflame_core::once::{EntryHit, Ledger, Loss, TailCalls};
 use allocflame_core::probes::Probe;
@@ -57,6 +56,24 @@ impl Setup {
     pub fn parsed_probes(&self) -> allocflame_core::Result<Vec<Probe>> {
         self.probes.iter().map(|p| p.parse()).collect()
     }
+
+    /// The probes, parsed, once the setup is checked whole: every location names probes of
+    /// the recording.
+    pub fn checked_probes(&self) -> allocflame_core::Result<Vec<Probe>> {
+        let probes = self.parsed_probes()?;
+        match self
+            .locations
+            .iter()
+            .find(|l| l.probes.is_empty() || l.probes.iter().any(|&p| p >= probes.len()))
+        {
+            Some(l) => Err(allocflame_core::Error::Invalid(format!(
+                "probe location {}+{:#x} names no probe of the recording",
+                l.path.display(),
+                l.offset
+            ))),
+            None => Ok(probes),
+        }
+    }
 }
 
 /// Callchain entries at or above this are context markers (PERF_CONTEXT_USER, …).
@@ -71,7 +88,7 @@ const CAPPED: u32 = u32::MAX - 2;
 type StackMap = FxHashMap<Box<[NormFrame]>, Weight>;
 
 /// File-offset ranges `[start, end)` of probed functions.
-type Ranges = Arc<[(u64, u64)]>;
+type Ranges = Box<[(u64, u64)]>;
 
 /// Interprets records; see the module docs.
 pub(crate) struct Interpreter<'o> {
@@ -116,18 +133,7 @@ pub(crate) struct Interpreter<'o> {
 
 impl<'o> Interpreter<'o> {
     pub(crate) fn new(setup: Setup, opener: Box<dyn Opener + 'o>) -> allocflame_core::Result<Self> {
-        let probes = setup.parsed_probes()?;
-        if let Some(l) = setup
-            .locations
-            .iter()
-            .find(|l| l.probes.is_empty() || l.probes.iter().any(|&p| p >= probes.len()))
-        {
-            return Err(allocflame_core::Error::Invalid(format!(
-                "probe location {}+{:#x} names no probe of the recording",
-                l.path.display(),
-                l.offset
-            )));
-        }
+        let probes = setup.checked_probes()?;
         let mut ranges_by_path: FxHashMap<PathBuf, Vec<(u64, u64)>> = FxHashMap::default();
         for loc in &setup.locations {
             ranges_by_path
@@ -173,6 +179,16 @@ impl<'o> Interpreter<'o> {
     /// The setup it was made with.
     pub(crate) fn setup(&self) -> &Setup {
         &self.setup
+    }
+
+    /// The probe location of event `id`, if it is one of the recording's uprobe events.
+    pub(crate) fn location_of(&self, id: u64) -> Option<usize> {
+        self.ids.get(&id).copied()
+    }
+
+    /// Whether event `id` is one of the recording's side-record events.
+    pub(crate) fn is_side_event(&self, id: u64) -> bool {
+        self.side_ids.contains(&id)
     }
 
     /// Allocations counted so far.
@@ -475,12 +491,9 @@ impl<'o> Interpreter<'o> {
         // Counted once, part 2: a caller frame inside a probed function (posix_memalign →
         // malloc, a probed custom allocator → malloc).
         for i in 0..self.norm.len() {
-            let f = self.norm[i];
-            if let Some(ranges) = self.ranges_of(f.file) {
-                if ranges.iter().any(|&(s, e)| f.offset >= s && f.offset < e) {
-                    self.ledger.inner += 1;
-                    return;
-                }
+            if self.inside_probed(self.norm[i]) {
+                self.ledger.inner += 1;
+                return;
             }
         }
         if truncated {
@@ -510,21 +523,24 @@ impl<'o> Interpreter<'o> {
         }
     }
 
-    fn ranges_of(&mut self, file: u32) -> Option<Ranges> {
-        let i = file as usize;
-        let entry = self.objects.entries.get(i)?;
+    /// Whether `f` lies inside a probed function (the ranges of its object's path are looked
+    /// up once per object).
+    fn inside_probed(&mut self, f: NormFrame) -> bool {
+        let i = f.file as usize;
+        let Some(entry) = self.objects.entries.get(i) else {
+            return false;
+        };
         if self.ranges.len() <= i {
             self.ranges.resize(self.objects.entries.len(), None);
         }
-        if self.ranges[i].is_none() {
-            let r: Ranges = self
-                .ranges_by_path
+        let by_path = &self.ranges_by_path;
+        let ranges = self.ranges[i].get_or_insert_with(|| {
+            by_path
                 .get(&*entry.path)
                 .map(|v| v.as_slice().into())
-                .unwrap_or_else(|| Arc::from(&[][..]));
-            self.ranges[i] = Some(r);
-        }
-        self.ranges[i].clone().filter(|r| !r.is_empty())
+                .unwrap_or_default()
+        });
+        ranges.iter().any(|&(s, e)| f.offset >= s && f.offset < e)
     }
 
     /// Hands everything over to `sink` and fills in `report`: per-probe totals, losses by

@@ -2,8 +2,6 @@
 //! tracer of a task, and the files behind mappings. The parsers take text, so they are tested
 //! on any host; the readers return `None` when the process is gone.
 
-use std::path::{Path, PathBuf};
-
 /// One line of `/proc/PID/maps`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MapsEntry {
@@ -154,13 +152,6 @@ pub fn map_file(pid: u32, start: u64, end: u64) -> std::io::Result<std::fs::File
 pub fn inode_of(file: &std::fs::File) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     file.metadata().ok().map(|m| (m.dev(), m.ino()))
-}
-
-/// A path inside the root of `pid` (`/proc/PID/root/PATH`), for files of a process in another
-/// mount namespace or chroot.
-pub fn in_root(pid: u32, path: &Path) -> PathBuf {
-    let rel = path.strip_prefix("/").unwrap_or(path);
-    PathBuf::from(format!("/proc/{pid}/root")).join(rel)
 }
 
 #[cfg(test)]

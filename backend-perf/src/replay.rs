@@ -99,7 +99,7 @@ pub fn replay_reader(
 ) -> Result<RecordReport> {
     let mut reader = CaptureReader::new(input, file)?;
     let setup = reader.setup.clone();
-    let probes = setup.parsed_probes()?;
+    let probes = setup.checked_probes()?;
     let identities: Identities = Rc::default();
     let opener = ReplayOpener {
         options: options.clone(),
@@ -162,7 +162,7 @@ pub fn capture_probes(path: &Path) -> Result<Vec<allocflame_core::probes::Probe>
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     CaptureReader::new(std::io::BufReader::new(file), &path.display().to_string())?
         .setup
-        .parsed_probes()
+        .checked_probes()
 }
 
 /// Replays the raw capture at `path`.

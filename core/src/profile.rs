@@ -182,11 +182,7 @@ impl Profile {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let ids: Vec<FrameId> = frames
-            .into_iter()
-            .map(|f| self.intern(f.as_ref()))
-            .collect();
-        self.add_ids(ids, weight);
+        self.add_labeled(frames, &Labels::default(), weight);
     }
 
     /// Adds `weight` to the stack of `frames` (root first) of the process and probe in

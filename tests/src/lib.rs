@@ -289,20 +289,15 @@ pub fn record_with(target: &Target, options: RecordOptions) -> Result<Run> {
 /// The state letter of /proc/PID/stat (R, S, T, t, Z…).
 pub fn proc_state(pid: u32) -> Option<char> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    s.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .next()?
-        .chars()
-        .next()
+    allocflame_backend_perf::procfs::parse_stat_state(&s)
 }
 
 /// The TracerPid of /proc/PID/status.
 pub fn tracer_pid(pid: u32) -> Option<u32> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find_map(|l| l.strip_prefix("TracerPid:"))
-        .and_then(|v| v.trim().parse().ok())
+    allocflame_backend_perf::procfs::parse_status_field(&s, "TracerPid")?
+        .parse()
+        .ok()
 }
 
 /// The content of tracefs' uprobe_events, mounting tracefs if needed.

@@ -16,7 +16,6 @@ use std::time::Instant;
 use allocflame_core::probes::{catalog, Platform};
 use allocflame_core::source::{RecordOptions, RecordReport, StackSink, Target};
 use allocflame_core::{Error, Result};
-use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::capture::{CaptureWriter, End};
 use crate::interpret::{Interpreter, Setup};
@@ -276,8 +275,6 @@ pub(crate) fn record(
         capture,
         shared: shared.clone(),
         timed: Vec::new(),
-        id_loc: FxHashMap::default(),
-        side_ids: FxHashSet::default(),
         progress: source.progress.clone(),
     };
     let attach = pid_hint.is_some();
@@ -365,20 +362,11 @@ struct Live<'o> {
     shared: Arc<Shared>,
     /// Timed records taken from `shared`, oldest first.
     timed: Vec<(u64, Synthetic)>,
-    id_loc: FxHashMap<u64, usize>,
-    side_ids: FxHashSet<u64>,
     progress: Option<Arc<AtomicU64>>,
 }
 
 impl Live<'_> {
     fn synthetic(&mut self, s: Synthetic) {
-        match &s {
-            Synthetic::Ids { location, ids } => {
-                self.id_loc.extend(ids.iter().map(|&id| (id, *location)))
-            }
-            Synthetic::SideIds { ids } => self.side_ids.extend(ids.iter().copied()),
-            _ => {}
-        }
         self.interp.synthetic(&s);
         self.flush_outbox();
         if let Some(c) = &mut self.capture {
@@ -452,14 +440,9 @@ impl Live<'_> {
                 // The record is borrowed from the ring; handle it before releasing it.
                 let rec: &[u8] = rec;
                 self.interp.ring_record(rec);
+                self.flush_outbox();
                 if let Some(c) = &mut self.capture {
-                    let out = std::mem::take(&mut self.interp.outbox);
-                    for s in &out {
-                        c.synthetic(s);
-                    }
                     c.ring(rec);
-                } else {
-                    self.interp.outbox.clear();
                 }
             }
             rings[i].consume();
@@ -480,10 +463,10 @@ impl Live<'_> {
         for fd in fds {
             match events::read_counter(fd) {
                 Some((hits, id, lost)) => {
-                    if let Some(&loc) = self.id_loc.get(&id) {
+                    if let Some(loc) = self.interp.location_of(id) {
                         per_location[loc].0 += hits;
                         per_location[loc].1 += lost;
-                    } else if self.side_ids.contains(&id) {
+                    } else if self.interp.is_side_event(id) {
                         side_lost += lost;
                     }
                 }
