@@ -29,6 +29,10 @@ pub struct Location {
     pub size: u64,
     /// Indices of the probes at this location (aliases like `aligned_alloc` = `memalign`).
     pub probes: Vec<usize>,
+    /// Device and inode of the file, when known: a file in another root may have the path of
+    /// another file here.
+    #[serde(default)]
+    pub inode: Option<(u64, u64)>,
 }
 
 /// What the interpreter must know of a recording, besides its records: saved at the head of
@@ -105,8 +109,10 @@ pub(crate) struct Interpreter<'o> {
     /// Pids that exec'd since we saw them (their root is their own name).
     exec_seen: FxHashSet<u32>,
     tails: TailCalls,
-    /// Per path: the file-offset ranges of probed functions in it.
+    /// Per path: the file-offset ranges of probed functions in it (locations without inode).
     ranges_by_path: FxHashMap<PathBuf, Vec<(u64, u64)>>,
+    /// Per device and inode: the file-offset ranges of probed functions in it.
+    ranges_by_inode: FxHashMap<(u64, u64), Vec<(u64, u64)>>,
     /// Per object id, the ranges of its path, looked up once.
     ranges: Vec<Option<Ranges>>,
     stacks: FxHashMap<(u32, u32, usize), StackMap>,
@@ -134,13 +140,6 @@ pub(crate) struct Interpreter<'o> {
 impl<'o> Interpreter<'o> {
     pub(crate) fn new(setup: Setup, opener: Box<dyn Opener + 'o>) -> allocflame_core::Result<Self> {
         let probes = setup.checked_probes()?;
-        let mut ranges_by_path: FxHashMap<PathBuf, Vec<(u64, u64)>> = FxHashMap::default();
-        for loc in &setup.locations {
-            ranges_by_path
-                .entry(loc.path.clone())
-                .or_default()
-                .push((loc.offset, loc.offset + loc.size.max(1)));
-        }
         let mut t = Interpreter {
             per_probe: vec![Weight::default(); probes.len()],
             tails: TailCalls::new(&probes),
@@ -153,7 +152,8 @@ impl<'o> Interpreter<'o> {
             roots: Vec::new(),
             root_ids: FxHashMap::default(),
             exec_seen: FxHashSet::default(),
-            ranges_by_path,
+            ranges_by_path: FxHashMap::default(),
+            ranges_by_inode: FxHashMap::default(),
             ranges: Vec::new(),
             stacks: FxHashMap::default(),
             ledger: Ledger::default(),
@@ -170,13 +170,30 @@ impl<'o> Interpreter<'o> {
             outbox: Vec::new(),
             setup,
         };
+        for loc in t.setup.locations.clone() {
+            t.add_ranges(&loc);
+        }
         let (pid, comm) = (t.setup.main_pid, t.setup.comm.clone());
         let root = t.root_id(pid, &comm);
         t.procs.insert(pid, Process::new(comm, root));
         Ok(t)
     }
 
-    /// The setup it was made with.
+    fn add_ranges(&mut self, loc: &Location) {
+        let range = (loc.offset, loc.offset + loc.size.max(1));
+        match loc.inode {
+            Some(inode) => self.ranges_by_inode.entry(inode).or_default().push(range),
+            None => self
+                .ranges_by_path
+                .entry(loc.path.clone())
+                .or_default()
+                .push(range),
+        }
+        // Looked up again with the new location.
+        self.ranges.clear();
+    }
+
+    /// The setup it was made with (and the locations added since).
     pub(crate) fn setup(&self) -> &Setup {
         &self.setup
     }
@@ -339,6 +356,14 @@ impl<'o> Interpreter<'o> {
                 }
             }
             Synthetic::SideIds { ids } => self.side_ids.extend(ids.iter().copied()),
+            Synthetic::Location { location } => {
+                if location.probes.iter().all(|&p| p < self.probes.len())
+                    && !location.probes.is_empty()
+                {
+                    self.add_ranges(location);
+                    self.setup.locations.push(location.clone());
+                }
+            }
             Synthetic::Mapping {
                 pid,
                 start,
@@ -533,12 +558,13 @@ impl<'o> Interpreter<'o> {
         if self.ranges.len() <= i {
             self.ranges.resize(self.objects.entries.len(), None);
         }
-        let by_path = &self.ranges_by_path;
+        let (by_path, by_inode) = (&self.ranges_by_path, &self.ranges_by_inode);
         let ranges = self.ranges[i].get_or_insert_with(|| {
-            by_path
-                .get(&*entry.path)
-                .map(|v| v.as_slice().into())
-                .unwrap_or_default()
+            let mut v: Vec<(u64, u64)> = by_path.get(&*entry.path).cloned().unwrap_or_default();
+            if let Some(r) = entry.inode.and_then(|i| by_inode.get(&i)) {
+                v.extend_from_slice(r);
+            }
+            v.into_boxed_slice()
         });
         ranges.iter().any(|&(s, e)| f.offset >= s && f.offset < e)
     }
@@ -714,6 +740,7 @@ mod tests {
                 offset: 0x1000 * (i as u64 + 1),
                 size: 0x100,
                 probes: vec![i],
+                inode: None,
             })
             .collect();
         Setup {

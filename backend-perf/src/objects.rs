@@ -147,6 +147,8 @@ pub(crate) type OnOpen<'a> = dyn FnMut(&Path, Option<(u64, u64)>, Option<Vec<u8>
 /// info, or `None` for both when the mapped file could not be had.
 pub(crate) struct Entry {
     pub path: Arc<Path>,
+    /// Device and inode, when the mapping said.
+    pub inode: Option<(u64, u64)>,
     pub object: Option<Arc<ObjectFile>>,
     unwind: Option<Arc<FileUnwindInfo>>,
 }
@@ -195,6 +197,7 @@ impl Objects {
                 fresh(path, inode, build_id.clone());
                 Entry {
                     path: Arc::from(path),
+                    inode,
                     object: Some(Arc::new(ObjectFile {
                         path: path.to_path_buf(),
                         build_id,
@@ -207,6 +210,7 @@ impl Objects {
                 self.problems.push(why);
                 Entry {
                     path: Arc::from(path),
+                    inode,
                     object: None,
                     unwind: None,
                 }

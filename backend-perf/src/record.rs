@@ -512,6 +512,12 @@ pub enum Synthetic {
         /// Its new event ids.
         ids: Vec<u64>,
     },
+    /// A probe location found during the recording (an allocator in a library a process
+    /// loaded, or in another root): it gets the next location index.
+    Location {
+        /// The location.
+        location: crate::interpret::Location,
+    },
     /// Event ids of side-record events (mmap, comm, fork, exit of a task): their losses are
     /// lost process records, not allocations.
     SideIds {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use allocflame_core::{Error, Result};
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use super::discover::{Discovery, Scan};
 use super::events::{self, EventSpec, Ring};
 use super::spawn;
 use crate::interpret::Location;
@@ -24,13 +25,139 @@ use crate::record::{Layout, Synthetic};
 #[derive(Clone)]
 pub(crate) struct EventParams {
     pub pmu: u32,
+    /// The probe locations: those found before the start, then those found in what the
+    /// target maps.
     pub locs: Vec<Location>,
+    /// Per location, the path its events are opened by (a held file for a found one).
+    pub open_paths: Vec<std::path::PathBuf>,
     pub layout: Layout,
     pub max_callchain: u16,
     pub buffer_bytes: usize,
     pub cpus: Vec<i32>,
     /// Whether forked children are followed (threads always are).
     pub follow_children: bool,
+    /// The probes, and which of them are the user's (placed only in a library of their name).
+    pub probes: Vec<allocflame_core::probes::Probe>,
+    pub user_probe: Vec<bool>,
+}
+
+/// What the tracer learns of the allocators the target maps.
+struct Allocators {
+    discovery: Discovery,
+    /// Per process (thread group): its dynamic linker's `_dl_debug_state` (path, offset).
+    traps: FxHashMap<i32, (std::path::PathBuf, u64)>,
+    /// The process a new task was created by, until its first stop.
+    parent: FxHashMap<i32, i32>,
+    /// Processes whose tasks could not be given a stop at the dynamic linker (noted once).
+    untrapped: FxHashSet<i32>,
+}
+
+/// The thread group of task `tid`.
+fn tgid_of(tid: i32) -> i32 {
+    std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()
+        .and_then(|s| procfs::parse_status_field(&s, "Tgid")?.parse().ok())
+        .unwrap_or(tid)
+}
+
+/// Whether the signal stop of `tid` is our own stop at its dynamic linker (TRAP_PERF with
+/// our `sig_data`).
+fn is_our_trap(tid: i32) -> bool {
+    // SAFETY: PTRACE_GETSIGINFO writes one siginfo_t of a stopped tracee.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETSIGINFO,
+            tid,
+            std::ptr::null_mut::<libc::c_void>(),
+            &mut info as *mut libc::siginfo_t as *mut libc::c_void,
+        )
+    };
+    if r != 0 || info.si_signo != libc::SIGTRAP || info.si_code != TRAP_PERF {
+        return false;
+    }
+    // si_perf_data follows si_addr: the fourth word of the siginfo.
+    // SAFETY: siginfo_t is 128 plain bytes.
+    let words: [u64; 16] = unsafe { std::mem::transmute(info) };
+    words[3] == events::TRAP_DATA
+}
+
+/// si_code of a perf event's SIGTRAP.
+const TRAP_PERF: libc::c_int = 6;
+
+/// Looks at what process `tgid` maps now: an allocator not probed yet gets events in every
+/// task; the files are held for the reader; its `_dl_debug_state` is remembered.
+fn rescan(
+    params: &mut EventParams,
+    leaders: &[(i32, RawFd)],
+    shared: &Shared,
+    tasks: &mut FxHashMap<i32, TaskEvents>,
+    alloc: &mut Allocators,
+    tgid: i32,
+) {
+    let Scan {
+        opened,
+        locations,
+        debug_state,
+        notes,
+    } = alloc.discovery.scan(tgid as u32);
+    if let Ok(mut f) = shared.files.lock() {
+        f.extend(opened.into_iter().map(|o| (o.inode, o.file)));
+    }
+    if let Ok(mut n) = shared.notes.lock() {
+        n.extend(notes);
+    }
+    for (loc, open_path) in locations {
+        let li = params.locs.len();
+        shared.untimed(Synthetic::Location {
+            location: loc.clone(),
+        });
+        params.locs.push(loc);
+        params.open_paths.push(open_path);
+        for (&tid, ev) in tasks.iter_mut() {
+            if let Err((e, false)) =
+                open_location(params, li, tid, leaders, shared, &mut ev.uprobes)
+            {
+                shared.untimed(Synthetic::Untraced {
+                    tid: tid as u32,
+                    why: e.to_string(),
+                });
+            }
+        }
+    }
+    match debug_state {
+        Some(ds) => alloc.traps.insert(tgid, ds),
+        None => alloc.traps.remove(&tgid),
+    };
+}
+
+/// Gives task `tid` of process `tgid` its stop at the dynamic linker, if the process has one.
+fn arm(
+    params: &EventParams,
+    shared: &Shared,
+    ev: &mut TaskEvents,
+    alloc: &mut Allocators,
+    tid: i32,
+    tgid: i32,
+    graveyard: &mut Vec<OwnedFd>,
+) {
+    graveyard.extend(ev.trap.take());
+    let Some((path, offset)) = alloc.traps.get(&tgid) else {
+        return;
+    };
+    match events::open_trap(params.pmu, path, *offset, tid) {
+        Ok(fd) => ev.trap = Some(fd),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+        Err(e) => {
+            if alloc.untrapped.insert(tgid) {
+                if let Ok(mut n) = shared.notes.lock() {
+                    n.push(format!(
+                        "pid {tgid} cannot be stopped at its dynamic linker ({e}): allocators in libraries it loads with dlopen are not probed"
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// State shared by the tracer thread and the reader.
@@ -50,6 +177,10 @@ pub(crate) struct Shared {
     pub live: AtomicUsize,
     /// Notes for the report.
     pub notes: Mutex<Vec<String>>,
+    /// Files the target mapped, opened while it lived (by device and inode): what the reader
+    /// unwinds and symbolizes with, even after the target is gone or when the path names
+    /// another file here (another root).
+    pub files: Mutex<FxHashMap<(u64, u64), Arc<std::fs::File>>>,
 }
 
 impl Shared {
@@ -65,11 +196,13 @@ struct TaskEvents {
     /// Uprobe events, first of each CPU's set first.
     uprobes: Vec<OwnedFd>,
     side: Vec<OwnedFd>,
+    /// The event that stops the task at its dynamic linker's `_dl_debug_state`.
+    trap: Option<OwnedFd>,
 }
 
 impl TaskEvents {
     fn into_fds(self) -> impl Iterator<Item = OwnedFd> {
-        self.uprobes.into_iter().chain(self.side)
+        self.uprobes.into_iter().chain(self.side).chain(self.trap)
     }
 }
 
@@ -132,54 +265,74 @@ fn open_task(
     let mut ev = TaskEvents {
         uprobes: Vec::new(),
         side: Vec::new(),
+        trap: None,
     };
-    let mut ids: Vec<Vec<u64>> = vec![Vec::new(); p.locs.len()];
     let mut side_ids = Vec::new();
-    // ESRCH: the task ended before we got to it (nothing to record).
-    let fail = |e: std::io::Error, what: String| {
-        let gone = e.raw_os_error() == Some(libc::ESRCH);
-        (open_error(e, what, tid), gone)
-    };
     for &(cpu, leader) in leaders {
-        let side = events::open_side(&p.layout, tid, cpu)
-            .map_err(|e| fail(e, format!("perf_event_open of task {tid}'s side records")))?;
+        let side = events::open_side(&p.layout, tid, cpu).map_err(|e| {
+            fail(
+                e,
+                format!("perf_event_open of task {tid}'s side records"),
+                tid,
+            )
+        })?;
         events::redirect_output_raw(&side, leader)
             .map_err(|e| (Error::os("PERF_EVENT_IOC_SET_OUTPUT", e), false))?;
         side_ids
             .push(events::event_id(&side).map_err(|e| (Error::os("PERF_EVENT_IOC_ID", e), false))?);
         ev.side.push(side);
-        for (li, loc) in p.locs.iter().enumerate() {
-            let spec = EventSpec {
-                pmu: p.pmu,
-                path: &loc.path,
-                offset: loc.offset,
-                layout: p.layout,
-                max_callchain: p.max_callchain,
-            };
-            let fd = events::open_uprobe(&spec, tid, cpu).map_err(|e| {
-                fail(
-                    e,
-                    format!(
-                        "perf_event_open of a uprobe on {}+{:#x} for pid {tid}",
-                        loc.path.display(),
-                        loc.offset
-                    ),
-                )
-            })?;
-            ids[li].push(
-                events::event_id(&fd).map_err(|e| (Error::os("PERF_EVENT_IOC_ID", e), false))?,
-            );
-            events::redirect_output_raw(&fd, leader)
-                .map_err(|e| (Error::os("PERF_EVENT_IOC_SET_OUTPUT", e), false))?;
-            ev.uprobes.push(fd);
-        }
     }
-    // The ids are known to the reader before the task runs.
     shared.untimed(Synthetic::SideIds { ids: side_ids });
-    for (location, ids) in ids.into_iter().enumerate() {
-        shared.untimed(Synthetic::Ids { location, ids });
+    for li in 0..p.locs.len() {
+        open_location(p, li, tid, leaders, shared, &mut ev.uprobes)?;
     }
     Ok(ev)
+}
+
+/// ESRCH: the task ended before we got to it (nothing to record).
+fn fail(e: std::io::Error, what: String, tid: i32) -> (Error, bool) {
+    let gone = e.raw_os_error() == Some(libc::ESRCH);
+    (open_error(e, what, tid), gone)
+}
+
+/// Opens location `li`'s events on every CPU for task `tid` into `out`, and tells the reader
+/// their ids before the task runs.
+fn open_location(
+    p: &EventParams,
+    li: usize,
+    tid: i32,
+    leaders: &[(i32, RawFd)],
+    shared: &Shared,
+    out: &mut Vec<OwnedFd>,
+) -> std::result::Result<(), (Error, bool)> {
+    let loc = &p.locs[li];
+    let mut ids = Vec::new();
+    for &(cpu, leader) in leaders {
+        let spec = EventSpec {
+            pmu: p.pmu,
+            path: &p.open_paths[li],
+            offset: loc.offset,
+            layout: p.layout,
+            max_callchain: p.max_callchain,
+        };
+        let fd = events::open_uprobe(&spec, tid, cpu).map_err(|e| {
+            fail(
+                e,
+                format!(
+                    "perf_event_open of a uprobe on {}+{:#x} for pid {tid}",
+                    loc.path.display(),
+                    loc.offset
+                ),
+                tid,
+            )
+        })?;
+        ids.push(events::event_id(&fd).map_err(|e| (Error::os("PERF_EVENT_IOC_ID", e), false))?);
+        events::redirect_output_raw(&fd, leader)
+            .map_err(|e| (Error::os("PERF_EVENT_IOC_SET_OUTPUT", e), false))?;
+        out.push(fd);
+    }
+    shared.untimed(Synthetic::Ids { location: li, ids });
+    Ok(())
 }
 
 /// What /proc says of `pid` now, as records for the interpreter: its name and mappings.
@@ -265,7 +418,7 @@ pub(crate) struct Started {
 /// `shared.quit`. Returns every event fd it opened, for the reader to read their counters.
 pub(crate) fn tracer_thread(
     start: Start,
-    params: EventParams,
+    mut params: EventParams,
     shared: Arc<Shared>,
     ready: std::sync::mpsc::Sender<Result<Started>>,
 ) -> Vec<OwnedFd> {
@@ -279,6 +432,12 @@ pub(crate) fn tracer_thread(
     };
     let leaders = leaders_of(&params, &rings);
     let mut tasks: FxHashMap<i32, TaskEvents> = FxHashMap::default();
+    let mut alloc = Allocators {
+        discovery: Discovery::new(&params.probes, &params.user_probe, &params.locs),
+        traps: FxHashMap::default(),
+        parent: FxHashMap::default(),
+        untrapped: FxHashSet::default(),
+    };
     let main_pid: i32;
     let mut spawned = None;
     match start {
@@ -319,6 +478,15 @@ pub(crate) fn tracer_thread(
         }
         Start::Attach { pid } => {
             main_pid = pid as i32;
+            // The allocators it maps, probed in each thread from the start.
+            rescan(
+                &mut params,
+                &leaders,
+                &shared,
+                &mut tasks,
+                &mut alloc,
+                main_pid,
+            );
             // What the process maps now, stamped before any of its events exists.
             let now = events::now_ns();
             if let Ok(mut q) = shared.timed.lock() {
@@ -360,7 +528,11 @@ pub(crate) fn tracer_thread(
                         }
                     }
                     match open_task(&params, tid, &leaders, &shared) {
-                        Ok(ev) => {
+                        Ok(mut ev) => {
+                            let mut dead = Vec::new();
+                            arm(
+                                &params, &shared, &mut ev, &mut alloc, tid, main_pid, &mut dead,
+                            );
                             tasks.insert(tid, ev);
                         }
                         Err((_, true)) => {}
@@ -393,10 +565,11 @@ pub(crate) fn tracer_thread(
     }
     let mut graveyard = Vec::new();
     follow(
-        &params,
+        &mut params,
         &leaders,
         &shared,
         &mut tasks,
+        &mut alloc,
         spawned,
         &mut graveyard,
     );
@@ -486,10 +659,11 @@ fn wait_main(pid: i32, block: bool) -> Option<i32> {
 /// took the task's events away (a setuid program) gets new ones; signals are delivered as they
 /// would be without us; group stops stay stops (`PTRACE_LISTEN`).
 fn follow(
-    params: &EventParams,
+    params: &mut EventParams,
     leaders: &[(i32, RawFd)],
     shared: &Shared,
     tasks: &mut FxHashMap<i32, TaskEvents>,
+    alloc: &mut Allocators,
     spawned: Option<i32>,
     graveyard: &mut Vec<OwnedFd>,
 ) {
@@ -563,10 +737,18 @@ fn follow(
                 continue;
             }
             // A new task's first stop: give it events, then let it run.
-            if let std::collections::hash_map::Entry::Vacant(v) = tasks.entry(tid) {
+            if !tasks.contains_key(&tid) {
                 match open_task(params, tid, leaders, shared) {
-                    Ok(ev) => {
-                        v.insert(ev);
+                    Ok(mut ev) => {
+                        let tgid = tgid_of(tid);
+                        // A forked child maps what its parent maps.
+                        if let Some(parent) = alloc.parent.remove(&tid) {
+                            if let Some(t) = alloc.traps.get(&parent).cloned() {
+                                alloc.traps.entry(tgid).or_insert(t);
+                            }
+                        }
+                        arm(params, shared, &mut ev, alloc, tid, tgid, graveyard);
+                        tasks.insert(tid, ev);
                     }
                     Err((e, _)) => untraced(tid, &e),
                 }
@@ -615,6 +797,12 @@ fn follow(
                     Err((e, _)) => untraced(tid, &e),
                 }
             }
+            // The new image: an allocator in the executable or in the dynamic linker (static
+            // binaries, musl), and the stop at the dynamic linker once it mapped the rest.
+            rescan(params, leaders, shared, tasks, alloc, tid);
+            if let Some(ev) = tasks.get_mut(&tid) {
+                arm(params, shared, ev, alloc, tid, tid, graveyard);
+            }
             ptrace_cont(libc::PTRACE_CONT, tid, 0);
         } else if event != 0 {
             // PTRACE_EVENT_CLONE / FORK / VFORK at the parent: the new task reports its own
@@ -631,11 +819,42 @@ fn follow(
             } == 0;
             if ok && new_pid > 0 && !known.contains(&(new_pid as i32)) {
                 known.push(new_pid as i32);
+                alloc.parent.insert(new_pid as i32, tgid_of(tid));
             }
+            ptrace_cont(libc::PTRACE_CONT, tid, 0);
+        } else if sig == libc::SIGTRAP && is_our_trap(tid) {
+            // Stopped at its dynamic linker, which just mapped libraries (none has run yet).
+            rescan(params, leaders, shared, tasks, alloc, tgid_of(tid));
             ptrace_cont(libc::PTRACE_CONT, tid, 0);
         } else {
             // A signal on its way to the task: deliver it.
             ptrace_cont(libc::PTRACE_CONT, tid, sig);
+        }
+    }
+    // No stop at the dynamic linker after we detach: a SIGTRAP nobody takes would kill the
+    // task. One whose trap fired already is resumed without it.
+    for ev in tasks.values() {
+        if let Some(t) = &ev.trap {
+            events::disable(t);
+        }
+    }
+    for &tid in &known {
+        let mut status = 0;
+        // SAFETY: waiting for one of our tracees.
+        while unsafe { libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) } == tid {
+            if !libc::WIFSTOPPED(status) {
+                break;
+            }
+            let (sig, event) = (libc::WSTOPSIG(status), status >> 16);
+            if event == libc::PTRACE_EVENT_STOP {
+                break;
+            }
+            let ours = event == 0 && sig == libc::SIGTRAP && is_our_trap(tid);
+            ptrace_cont(
+                libc::PTRACE_CONT,
+                tid,
+                if event == 0 && !ours { sig } else { 0 },
+            );
         }
     }
     shared.live.store(known.len(), Ordering::Relaxed);

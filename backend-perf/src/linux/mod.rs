@@ -2,6 +2,7 @@
 //! order and feeds every record to the interpreter (and to a raw capture, if asked); at the
 //! end, reads the kernel's counters of every event so that the loss accounting is exact.
 
+mod discover;
 mod events;
 mod follow;
 mod resolve;
@@ -55,9 +56,10 @@ fn alive(pid: u32) -> bool {
     procfs::alive(pid)
 }
 
-/// Live files: the path, if it is still the file the kernel mapped (same device and inode),
-/// else the mapping itself through `/proc/PID/map_files` while the process lives.
-struct LiveOpener;
+/// Live files: the file the tracer opened while the process lived (same device and inode),
+/// else the path if it is still the file the kernel mapped, else the mapping itself through
+/// `/proc/PID/map_files` or the path in the process's root while the process lives.
+struct LiveOpener(Arc<Shared>);
 
 impl Opener for LiveOpener {
     fn open(
@@ -67,13 +69,21 @@ impl Opener for LiveOpener {
         inode: Option<(u64, u64)>,
         range: (u64, u64),
     ) -> std::result::Result<std::fs::File, String> {
+        let held = inode.and_then(|i| self.0.files.lock().ok()?.get(&i)?.try_clone().ok());
+        if let Some(f) = held {
+            return Ok(f);
+        }
+        let in_root = || std::fs::File::open(format!("/proc/{pid}/root{}", path.display())).ok();
         let by_path = std::fs::File::open(path).ok();
         if let Some(f) = by_path {
             if inode.is_none() || procfs::inode_of(&f) == inode {
                 return Ok(f);
             }
         }
-        if let Ok(f) = procfs::map_file(pid, range.0, range.1) {
+        if let Some(f) = procfs::map_file(pid, range.0, range.1)
+            .ok()
+            .or_else(in_root)
+        {
             if inode.is_none() || procfs::inode_of(&f) == inode {
                 return Ok(f);
             }
@@ -82,24 +92,6 @@ impl Opener for LiveOpener {
             "{} was replaced (or removed) before its mapping in pid {pid} could be read: its frames are left unnamed",
             path.display()
         ))
-    }
-}
-
-/// Whether `path` is an ELF executable without a dynamic loader (a static binary).
-fn is_static(path: &std::path::Path) -> bool {
-    use object::Object;
-    let Ok(file) = std::fs::File::open(path) else {
-        return false;
-    };
-    // SAFETY: read-only mapping of a file we only parse.
-    let Ok(map) = (unsafe { memmap2::Mmap::map(&file) }) else {
-        return false;
-    };
-    match object::File::parse(&map[..]) {
-        Ok(obj) => {
-            obj.section_by_name(".interp").is_none() && obj.kind() == object::ObjectKind::Executable
-        }
-        Err(_) => false,
     }
 }
 
@@ -165,13 +157,6 @@ pub(crate) fn record(
                 return Err(Error::Invalid("no program given to record".into()));
             };
             let path = spawn::resolve_program(program)?;
-            if is_static(&path) && options.probes.iter().any(|p| builtin.contains(p)) {
-                report.notes.push(format!(
-                    "{} is statically linked: the system allocator is not in it; probe its own with --only-probes --probe {}:malloc:0 (and calloc, realloc, …)",
-                    path.display(),
-                    path.display()
-                ));
-            }
             let comm = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -217,6 +202,9 @@ pub(crate) fn record(
     raise_fd_limit();
     let params = follow::EventParams {
         pmu,
+        open_paths: locs.iter().map(|l| l.path.clone()).collect(),
+        probes: options.probes.clone(),
+        user_probe: user_probe.clone(),
         locs: locs.clone(),
         layout,
         max_callchain,
@@ -271,7 +259,7 @@ pub(crate) fn record(
         None => None,
     };
     let mut live = Live {
-        interp: Interpreter::new(setup, Box::new(LiveOpener))?,
+        interp: Interpreter::new(setup, Box::new(LiveOpener(shared.clone())))?,
         capture,
         shared: shared.clone(),
         timed: Vec::new(),

@@ -12,7 +12,7 @@ use crate::interpret::Location;
 use crate::procfs;
 
 /// Whether `file_name` is the library a probe calls `lib` (`libc` → `libc.so.6`).
-fn matches_library(file_name: &str, lib: &str) -> bool {
+pub(crate) fn matches_library(file_name: &str, lib: &str) -> bool {
     file_name == lib
         || file_name
             .strip_prefix(lib)
@@ -120,12 +120,18 @@ pub(crate) fn locate(
                 }
                 l.probes.push(i);
             }
-            None => out.push(Location {
-                path,
-                offset,
-                size,
-                probes: vec![i],
-            }),
+            None => {
+                let inode = std::fs::File::open(&path)
+                    .ok()
+                    .and_then(|f| procfs::inode_of(&f));
+                out.push(Location {
+                    path,
+                    offset,
+                    size,
+                    probes: vec![i],
+                    inode,
+                })
+            }
         }
     }
     Ok(out)
