@@ -125,6 +125,12 @@ pub(crate) fn open_trap(pmu: u32, path: &Path, offset: u64, pid: i32) -> io::Res
         size: std::mem::size_of::<b::perf_event_attr>() as u32,
         type_: pmu,
         sig_data: TRAP_DATA,
+        // Read like the others at the end (its id is neither a probe's nor a side event's).
+        read_format: if counts_lost() {
+            READ_FORMAT
+        } else {
+            READ_FORMAT & !(1 << 4)
+        },
         ..Default::default()
     };
     attr.__bindgen_anon_1.sample_period = 1;
