@@ -465,9 +465,11 @@ impl<'o> Interpreter<'o> {
                     Ok(_) => break true,
                     // Only running out of copied stack means a cut stack; other errors are
                     // how unwinding often ends at the root.
+                    // A copy shorter than asked for ended where the stack's memory ends.
                     Err(framehop::Error::CouldNotReadStack(a)) => {
                         break a < sp
                             || a.saturating_sub(sp) < (stack.len() as u64).saturating_sub(8)
+                            || (stack.len() as u64) < u64::from(self.setup.layout.stack_bytes)
                     }
                     Err(_) => break true,
                 }
@@ -657,7 +659,8 @@ impl<'o> Interpreter<'o> {
         for p in self.objects.problems.drain(..) {
             report.notes.push(p);
         }
-        if self.truncated > 0 {
+        // Without stacks (`count`) only the immediate caller matters.
+        if self.truncated > 0 && self.setup.stacks {
             report.notes.push(format!(
                 "{} stacks were deeper than the copied stack bytes and end in `[stack truncated]` (raise the copy, or continue them with the kernel's frame-pointer chain)",
                 self.truncated

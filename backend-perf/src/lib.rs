@@ -49,7 +49,7 @@ pub use signals::stop_on_signals;
 /// The perf event source. Construct with `Default` and set what differs.
 #[derive(Debug, Default, Clone)]
 pub struct PerfSource {
-    /// Bytes of user stack copied at each probe hit for DWARF unwinding. Default is 2 KiB when
+    /// Bytes of user stack copied at each probe hit for DWARF unwinding. Default is 32 KiB when
     /// recording stacks and 1 KiB when only counting (enough to see nesting in the allocator).
     pub stack_bytes: Option<u32>,
     /// Whether to continue stacks deeper than `stack_bytes` with the kernel's frame-pointer

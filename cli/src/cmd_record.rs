@@ -39,7 +39,7 @@ pub struct TargetArgs {
     /// Show a live allocation counter on stderr even when it is not a terminal.
     #[arg(long)]
     pub live: bool,
-    /// Bytes of user stack copied per allocation for unwinding (perf backend) [default: 2048; 1024 for `count`].
+    /// Bytes of user stack copied per allocation for unwinding (perf backend) [default: 32768, what Debian's python3, perl and git need; 1024 for `count`].
     #[arg(long, value_name = "BYTES")]
     pub stack_bytes: Option<u32>,
     /// Continue stacks deeper than the copied stack bytes with the kernel's frame-pointer chain

@@ -280,3 +280,74 @@ fn a_preloaded_jemalloc_is_recorded_without_probe_options() {
     assert_alloc_counts(&run, N);
     assert!(noted(&run, "libjemalloc.so.2"), "{:?}", run.report.notes);
 }
+
+/// The test programs' own sources, as input for real programs.
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn debian_git_perl_python3_and_cc1_record_with_complete_stacks() {
+    if !uprobes_available() {
+        return;
+    }
+    let cc1 = Command::new("gcc")
+        .arg("-print-prog-name=cc1")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let root = repo_root();
+    let json = "import json\nd = {'k%d' % i: [i, str(i), {'x': i * 1.5}] for i in range(2000)}\nprint(len(json.loads(json.dumps(d))))";
+    let perl = "my %h; for my $i (1..20000) { $h{\"k$i\"} = [$i, 'v' x ($i % 50)]; } print scalar(keys %h), \"\\n\";";
+    let source = programs_dir().join("threads_fork_exec.c");
+    let programs: Vec<Vec<String>> = vec![
+        vec![
+            "/usr/bin/git".into(),
+            "-C".into(),
+            root.display().to_string(),
+            "log".into(),
+            "--stat".into(),
+            "-n".into(),
+            "100".into(),
+        ],
+        vec!["/usr/bin/perl".into(), "-e".into(), perl.into()],
+        vec!["/usr/bin/python3".into(), "-c".into(), json.into()],
+        vec![
+            cc1,
+            "-quiet".into(),
+            // What the gcc driver passes on Debian.
+            "-imultiarch".into(),
+            "x86_64-linux-gnu".into(),
+            "-O2".into(),
+            source.display().to_string(),
+            "-o".into(),
+            "/dev/null".into(),
+        ],
+    ];
+    for argv in programs {
+        if !Path::new(&argv[0]).exists() {
+            skip(&format!("{} (Debian's package)", argv[0]));
+            continue;
+        }
+        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let run = record_perf(&args).unwrap();
+        let dump = run.dump();
+        assert_eq!(
+            run.report.exit_code,
+            Some(0),
+            "{}: {:?}",
+            argv[0],
+            run.report
+        );
+        let total: u64 = run.lines.iter().map(|(_, w)| w.allocs).sum();
+        assert!(total > 1000, "{}: {dump}", argv[0]);
+        let cut = run.count_containing("[stack truncated]");
+        assert_eq!(cut, 0, "{}: {cut} of {total} stacks cut", argv[0]);
+        assert!(
+            !run.report.notes.iter().any(|n| n.contains("truncated")),
+            "{}: {:?}",
+            argv[0],
+            run.report.notes
+        );
+    }
+}

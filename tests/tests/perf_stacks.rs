@@ -64,28 +64,47 @@ fn deep_stacks_are_marked_truncated_or_continued_with_the_kernel_chain() {
     let dir = TempDir::new("deep");
     let prog = build_c(&dir, "deep_stack.c");
     let n = 2_000u64;
-    // Default: 2 KiB of stack, CFI only: the stack is cut, and says so; counts stay exact.
+    let full = format!(";main;{}malloc", "descend;".repeat(64));
+    let complete = |lines: &[(String, allocflame_core::Weight)]| -> u64 {
+        lines
+            .iter()
+            .filter(|(l, _)| l.ends_with(&full) && !l.contains("truncated"))
+            .map(|(_, w)| w.allocs)
+            .sum()
+    };
+    // Default: ~20 KiB of stack is within the copy: complete down to main, 64 descend frames.
     let run = record_perf(&[prog.to_str().unwrap(), &n.to_string()]).unwrap();
     let dump = run.dump();
-    assert_eq!(run.count_ending("descend;descend;malloc"), n, "{dump}");
-    assert_eq!(run.count_containing("[stack truncated]"), n, "{dump}");
-    // With the kernel's frame-pointer chain: complete down to main (the program has frame
-    // pointers), 64 descend frames.
-    let options = RecordOptions::default();
-    let mut sink = Collector::new(&options.probes);
-    let source = &mut PerfSource {
-        kernel_callchain: true,
-        ..PerfSource::default()
-    };
+    assert_eq!(complete(&run.lines), n, "{dump}");
+    assert!(
+        !run.report.notes.iter().any(|m| m.contains("truncated")),
+        "{:?}",
+        run.report.notes
+    );
     let target = Target::spawn([prog.to_str().unwrap(), &n.to_string()]);
-    source.record(&target, &options, &mut sink).unwrap();
-    let profile = sink.finish();
-    let lines = profile.folded_lines();
-    let full = format!(";main;{}malloc", "descend;".repeat(64));
-    let complete: u64 = lines
+    let record = |mut source: PerfSource| {
+        let options = RecordOptions::default();
+        let mut sink = Collector::new(&options.probes);
+        source.record(&target, &options, &mut sink).unwrap();
+        sink.finish().folded_lines()
+    };
+    // A 2 KiB copy, CFI only: the stack is cut, and says so; counts stay exact.
+    let lines = record(PerfSource {
+        stack_bytes: Some(2048),
+        ..PerfSource::default()
+    });
+    let cut: u64 = lines
         .iter()
-        .filter(|(l, _)| l.ends_with(&full) && !l.contains("truncated"))
+        .filter(|(l, _)| l.contains("[stack truncated]") && l.ends_with("descend;descend;malloc"))
         .map(|(_, w)| w.allocs)
         .sum();
-    assert_eq!(complete, n, "{lines:?}");
+    assert_eq!(cut, n, "{lines:?}");
+    // With the kernel's frame-pointer chain: continued down to main (the program has frame
+    // pointers).
+    let lines = record(PerfSource {
+        stack_bytes: Some(2048),
+        kernel_callchain: true,
+        ..PerfSource::default()
+    });
+    assert_eq!(complete(&lines), n, "{lines:?}");
 }

@@ -95,6 +95,11 @@ impl Opener for LiveOpener {
     }
 }
 
+/// The stack copied per allocation when stacks are kept: what Debian's python3, perl, git and
+/// cc1 need for complete stacks (python3 running a small JSON script needs more than 16 KiB).
+/// A copy that reaches the end of the stack's memory stops there.
+pub(crate) const DEFAULT_STACK_BYTES: u32 = 32 << 10;
+
 /// Lets this process hold one fd per (probe, task, CPU).
 fn raise_fd_limit() {
     // SAFETY: reading and raising our own soft limit up to the hard limit.
@@ -128,7 +133,11 @@ pub(crate) fn record(
     let pmu = events::uprobe_pmu_type()?;
     let stack_bytes = source
         .stack_bytes
-        .unwrap_or(if options.stacks { 2048 } else { 1024 })
+        .unwrap_or(if options.stacks {
+            DEFAULT_STACK_BYTES
+        } else {
+            1024
+        })
         .clamp(64, 65528)
         & !7;
     let buffer_bytes = source.buffer_bytes.unwrap_or(64 << 20);
