@@ -236,3 +236,63 @@ extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
+
+/// A SIGKILLed allocflame must not leave anything that kills a target: here one that keeps
+/// loading libraries with dlopen (a stop at its dynamic linker would be a SIGTRAP nobody takes).
+#[test]
+fn a_target_that_keeps_loading_libraries_survives_a_sigkilled_allocflame() {
+    if !uprobes_available() {
+        return;
+    }
+    let _serial = exclusive();
+    let dir = TempDir::new("kill-dlopen");
+    let prog = build_c(&dir, "dlopen_loop.c");
+    let lib = dir.join("libplugin_alloc.so");
+    let built = Command::new("gcc")
+        .args(["-O1", "-shared", "-fPIC", "-o"])
+        .arg(&lib)
+        .arg(programs_dir().join("plugin_alloc.c"))
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let mut child = Command::new(&prog)
+        .arg(&lib)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let pid: u32 = line.trim().parse().unwrap();
+    let mut rec = Command::new(bin())
+        .args(["record", "-p", &pid.to_string(), "-o"])
+        .arg(dir.join("k.svg"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("allocflame traces the target", WAIT, || {
+        if let Some(status) = rec.try_wait().unwrap() {
+            panic!("allocflame ended before it traced the target: {status}");
+        }
+        tracer_pid(pid).is_some_and(|t| t != 0)
+    });
+    // A few hundred more loads while traced, then SIGKILL.
+    for _ in 0..3 {
+        line.clear();
+        out.read_line(&mut line).unwrap();
+    }
+    rec.kill().unwrap();
+    rec.wait().unwrap();
+    wait_until("the target runs untraced again", WAIT, || {
+        tracer_pid(pid) == Some(0)
+    });
+    // It goes on loading: five more progress lines (500 loads), and it is still running.
+    for _ in 0..5 {
+        line.clear();
+        let n = out.read_line(&mut line).unwrap();
+        assert!(n > 0, "the target ended: {:?}", child.try_wait());
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the target ended");
+    let _ = child.kill();
+    let _ = child.wait();
+}

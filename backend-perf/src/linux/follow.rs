@@ -50,6 +50,11 @@ struct Allocators {
     parent: FxHashMap<i32, i32>,
     /// Processes whose tasks could not be given a stop at the dynamic linker (noted once).
     untrapped: FxHashSet<i32>,
+    /// Whether tasks are stopped at their dynamic linker: only for a program we start. A stop
+    /// is a SIGTRAP the tracer takes; were allocflame killed by SIGKILL, its events could
+    /// outlive the ptrace link by the time their release takes, and a dlopen then would kill
+    /// the task: a running process one attaches to must never risk that.
+    stops: bool,
 }
 
 /// The thread group of task `tid`.
@@ -142,7 +147,7 @@ fn arm(
     graveyard: &mut Vec<OwnedFd>,
 ) {
     graveyard.extend(ev.trap.take());
-    let Some((path, offset)) = alloc.traps.get(&tgid) else {
+    let Some((path, offset)) = alloc.traps.get(&tgid).filter(|_| alloc.stops) else {
         return;
     };
     match events::open_trap(params.pmu, path, *offset, tid) {
@@ -437,6 +442,7 @@ pub(crate) fn tracer_thread(
         traps: FxHashMap::default(),
         parent: FxHashMap::default(),
         untrapped: FxHashSet::default(),
+        stops: matches!(start, Start::Spawn { .. }),
     };
     let main_pid: i32;
     let mut spawned = None;

@@ -5,7 +5,7 @@
 #![allow(unused_imports)]
 
 pub use allocflame_tests::{
-    build_c, exclusive, malloc_first_bytes, proc_state, tracer_pid, uprobe_events,
+    build_c, exclusive, malloc_first_bytes, proc_state, programs_dir, tracer_pid, uprobe_events,
     uprobes_available, wait_until, TempDir, WAIT,
 };
 
