@@ -87,10 +87,11 @@ impl Discovery {
         d
     }
 
-    /// Looks at the executable mappings of `pid` (stopped, or at least alive).
-    pub(crate) fn scan(&mut self, pid: u32) -> Scan {
+    /// Looks at the executable mappings of process `pid` through its task `tid` (stopped, or
+    /// at least alive: a thread group's leader may be gone while its threads run).
+    pub(crate) fn scan(&mut self, pid: u32, tid: u32) -> Scan {
         let mut out = Scan::default();
-        let Some(maps) = procfs::maps(pid) else {
+        let Some(maps) = procfs::maps(tid) else {
             return out;
         };
         for m in maps
@@ -108,8 +109,8 @@ impl Discovery {
                 }
                 continue;
             }
-            let file = procfs::map_file(pid, m.start, m.end)
-                .or_else(|_| File::open(format!("/proc/{pid}/root{}", m.path)))
+            let file = procfs::map_file(tid, m.start, m.end)
+                .or_else(|_| File::open(format!("/proc/{tid}/root{}", m.path)))
                 .ok()
                 .filter(|f| procfs::inode_of(f) == Some(m.inode));
             let Some(file) = file else {

@@ -90,22 +90,23 @@ fn is_our_trap(tid: i32) -> bool {
 /// si_code of a perf event's SIGTRAP.
 const TRAP_PERF: libc::c_int = 6;
 
-/// Looks at what process `tgid` maps now: an allocator not probed yet gets events in every
-/// task; the files are held for the reader; its `_dl_debug_state` is remembered.
+/// Looks at what the process of task `tid` maps now: an allocator not probed yet gets events
+/// in every task; the files are held for the reader; its `_dl_debug_state` is remembered.
 fn rescan(
     params: &mut EventParams,
     leaders: &[(i32, RawFd)],
     shared: &Shared,
     tasks: &mut FxHashMap<i32, TaskEvents>,
     alloc: &mut Allocators,
-    tgid: i32,
+    tid: i32,
 ) {
+    let tgid = tgid_of(tid);
     let Scan {
         opened,
         locations,
         debug_state,
         notes,
-    } = alloc.discovery.scan(tgid as u32);
+    } = alloc.discovery.scan(tgid as u32, tid as u32);
     if let Ok(mut f) = shared.files.lock() {
         f.extend(opened.into_iter().map(|o| (o.inode, o.file)));
     }
@@ -830,7 +831,7 @@ fn follow(
             ptrace_cont(libc::PTRACE_CONT, tid, 0);
         } else if sig == libc::SIGTRAP && is_our_trap(tid) {
             // Stopped at its dynamic linker, which just mapped libraries (none has run yet).
-            rescan(params, leaders, shared, tasks, alloc, tgid_of(tid));
+            rescan(params, leaders, shared, tasks, alloc, tid);
             ptrace_cont(libc::PTRACE_CONT, tid, 0);
         } else {
             // A signal on its way to the task: deliver it.
@@ -849,6 +850,15 @@ fn follow(
         // SAFETY: waiting for one of our tracees.
         while unsafe { libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) } == tid {
             if !libc::WIFSTOPPED(status) {
+                if Some(tid) == spawned {
+                    if let Ok(mut e) = shared.main_exit.lock() {
+                        *e = Some(if libc::WIFEXITED(status) {
+                            libc::WEXITSTATUS(status)
+                        } else {
+                            128 + libc::WTERMSIG(status)
+                        });
+                    }
+                }
                 break;
             }
             let (sig, event) = (libc::WSTOPSIG(status), status >> 16);
