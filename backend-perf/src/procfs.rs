@@ -142,6 +142,14 @@ pub fn tracer_of(tid: i32) -> u32 {
         .unwrap_or(0)
 }
 
+/// Whether a SIGTRAP is pending for task `tid` (its own pending set, `SigPnd`).
+pub fn trap_pending(tid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()
+        .and_then(|s| u64::from_str_radix(parse_status_field(&s, "SigPnd")?, 16).ok())
+        .is_some_and(|mask| mask & (1 << (5 - 1)) != 0) // SIGTRAP is 5 on Linux
+}
+
 /// The file behind the mapping `start..end` of `pid` (`/proc/PID/map_files/START-END`): the
 /// very file mapped, even when its path now names another.
 pub fn map_file(pid: u32, start: u64, end: u64) -> std::io::Result<std::fs::File> {

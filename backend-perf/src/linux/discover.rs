@@ -36,6 +36,17 @@ pub(crate) struct Opened {
     pub file: Arc<File>,
 }
 
+/// Where a process's dynamic linker tells that it mapped libraries.
+#[derive(Clone)]
+pub(crate) struct DebugState {
+    /// The path to open the event by.
+    pub open_path: PathBuf,
+    /// File offset of `_dl_debug_state`.
+    pub offset: u64,
+    /// The dynamic linker's executable mappings in the process, where a task stopped there is.
+    pub text: Vec<(u64, u64)>,
+}
+
 /// What one look at a process found.
 #[derive(Default)]
 pub(crate) struct Scan {
@@ -43,8 +54,8 @@ pub(crate) struct Scan {
     pub opened: Vec<Opened>,
     /// New probe locations, each with the path to open its events by.
     pub locations: Vec<(Location, PathBuf)>,
-    /// The process's `_dl_debug_state`: path to open the event by, file offset.
-    pub debug_state: Option<(PathBuf, u64)>,
+    /// The process's `_dl_debug_state`.
+    pub debug_state: Option<DebugState>,
     /// One line per object newly probed, for the report.
     pub notes: Vec<String>,
 }
@@ -94,6 +105,12 @@ impl Discovery {
         let Some(maps) = procfs::maps(tid) else {
             return out;
         };
+        let text_of = |inode: (u64, u64)| -> Vec<(u64, u64)> {
+            maps.iter()
+                .filter(|m| m.executable() && m.inode == inode)
+                .map(|m| (m.start, m.end))
+                .collect()
+        };
         for m in maps
             .iter()
             .filter(|m| m.executable() && m.is_file() && m.inode.1 != 0)
@@ -103,8 +120,12 @@ impl Discovery {
             }
             if let Some(known) = self.files.get(&m.inode) {
                 if let Some(a) = known {
-                    if let Some(off) = a.debug_state {
-                        out.debug_state = Some((a.open_path.clone(), off));
+                    if let Some(offset) = a.debug_state {
+                        out.debug_state = Some(DebugState {
+                            open_path: a.open_path.clone(),
+                            offset,
+                            text: text_of(m.inode),
+                        });
                     }
                 }
                 continue;
@@ -124,8 +145,12 @@ impl Discovery {
                 self.files.insert(m.inode, None);
                 continue;
             };
-            if let Some(off) = analyzed.debug_state {
-                out.debug_state = Some((analyzed.open_path.clone(), off));
+            if let Some(offset) = analyzed.debug_state {
+                out.debug_state = Some(DebugState {
+                    open_path: analyzed.open_path.clone(),
+                    offset,
+                    text: text_of(m.inode),
+                });
             }
             if !functions.is_empty() {
                 let mut names: Vec<String> = Vec::new();

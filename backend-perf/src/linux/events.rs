@@ -143,6 +143,34 @@ pub(crate) fn open_trap(pmu: u32, path: &Path, offset: u64, pid: i32) -> io::Res
     open(&mut attr, pid, -1)
 }
 
+/// Opens a uprobe event on task `pid` that records nothing, for a BPF program to run at.
+pub(crate) fn open_bare_uprobe(
+    pmu: u32,
+    path: &Path,
+    offset: u64,
+    pid: i32,
+) -> io::Result<OwnedFd> {
+    let path = CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut attr = b::perf_event_attr {
+        size: std::mem::size_of::<b::perf_event_attr>() as u32,
+        type_: pmu,
+        read_format: if counts_lost() {
+            READ_FORMAT
+        } else {
+            READ_FORMAT & !(1 << 4)
+        },
+        ..Default::default()
+    };
+    attr.__bindgen_anon_1.sample_period = 1;
+    attr.__bindgen_anon_3.uprobe_path = path.as_ptr() as u64;
+    attr.__bindgen_anon_4.probe_offset = offset;
+    attr.set_remove_on_exec(1);
+    attr.set_exclude_kernel(1);
+    attr.set_exclude_hv(1);
+    open(&mut attr, pid, -1)
+}
+
 /// Opens the event that reports task `pid`'s mappings, names, forks and exits on `cpu` (a
 /// dummy software event: its losses are lost process records, never allocations).
 pub(crate) fn open_side(layout: &Layout, pid: i32, cpu: i32) -> io::Result<OwnedFd> {

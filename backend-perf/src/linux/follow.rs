@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use allocflame_core::{Error, Result};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::discover::{Discovery, Scan};
+use super::discover::{DebugState, Discovery, Scan};
 use super::events::{self, EventSpec, Ring};
 use super::spawn;
+use super::stopper::Stopper;
 use crate::interpret::Location;
 use crate::procfs;
 use crate::record::{Layout, Synthetic};
@@ -44,17 +45,19 @@ pub(crate) struct EventParams {
 /// What the tracer learns of the allocators the target maps.
 struct Allocators {
     discovery: Discovery,
-    /// Per process (thread group): its dynamic linker's `_dl_debug_state` (path, offset).
-    traps: FxHashMap<i32, (std::path::PathBuf, u64)>,
+    /// Per process (thread group): its dynamic linker's `_dl_debug_state`.
+    traps: FxHashMap<i32, DebugState>,
     /// The process a new task was created by, until its first stop.
     parent: FxHashMap<i32, i32>,
     /// Processes whose tasks could not be given a stop at the dynamic linker (noted once).
     untrapped: FxHashSet<i32>,
-    /// Whether tasks are stopped at their dynamic linker: only for a program we start. A stop
-    /// is a SIGTRAP the tracer takes; were allocflame killed by SIGKILL, its events could
-    /// outlive the ptrace link by the time their release takes, and a dlopen then would kill
-    /// the task: a running process one attaches to must never risk that.
-    stops: bool,
+    /// The BPF program that stops a task at its dynamic linker only while it is traced.
+    stopper: Option<Stopper>,
+    /// Whether, without it, tasks are stopped by a perf `sigtrap` event: only for a program we
+    /// start. Were allocflame killed by SIGKILL, such events could outlive the ptrace link by
+    /// the time their release takes, and a dlopen then would kill the task: a running process
+    /// one attaches to must never risk that.
+    sigtrap_stops: bool,
 }
 
 /// The thread group of task `tid`.
@@ -65,9 +68,10 @@ fn tgid_of(tid: i32) -> i32 {
         .unwrap_or(tid)
 }
 
-/// Whether the signal stop of `tid` is our own stop at its dynamic linker (TRAP_PERF with
-/// our `sig_data`).
-fn is_our_trap(tid: i32) -> bool {
+/// Whether the signal stop of `tid` is our own stop at its dynamic linker: TRAP_PERF with our
+/// `sig_data`, or the BPF program's SIGTRAP (SI_KERNEL) with the task inside the dynamic
+/// linker's code (`text`).
+fn is_our_trap(tid: i32, text: Option<&[(u64, u64)]>) -> bool {
     // SAFETY: PTRACE_GETSIGINFO writes one siginfo_t of a stopped tracee.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     let r = unsafe {
@@ -78,7 +82,24 @@ fn is_our_trap(tid: i32) -> bool {
             &mut info as *mut libc::siginfo_t as *mut libc::c_void,
         )
     };
-    if r != 0 || info.si_signo != libc::SIGTRAP || info.si_code != TRAP_PERF {
+    if r != 0 || info.si_signo != libc::SIGTRAP {
+        return false;
+    }
+    if info.si_code == libc::SI_KERNEL {
+        let Some(text) = text else { return false };
+        // SAFETY: PTRACE_GETREGS writes one user_regs_struct of a stopped tracee.
+        let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+        let r = unsafe {
+            libc::ptrace(
+                libc::PTRACE_GETREGS,
+                tid,
+                std::ptr::null_mut::<libc::c_void>(),
+                &mut regs as *mut libc::user_regs_struct as *mut libc::c_void,
+            )
+        };
+        return r == 0 && text.iter().any(|&(s, e)| regs.rip >= s && regs.rip < e);
+    }
+    if info.si_code != TRAP_PERF {
         return false;
     }
     // si_perf_data follows si_addr: the fourth word of the siginfo.
@@ -148,10 +169,16 @@ fn arm(
     graveyard: &mut Vec<OwnedFd>,
 ) {
     graveyard.extend(ev.trap.take());
-    let Some((path, offset)) = alloc.traps.get(&tgid).filter(|_| alloc.stops) else {
+    let Some(ds) = alloc.traps.get(&tgid) else {
         return;
     };
-    match events::open_trap(params.pmu, path, *offset, tid) {
+    let opened = match &alloc.stopper {
+        Some(stopper) => events::open_bare_uprobe(params.pmu, &ds.open_path, ds.offset, tid)
+            .and_then(|fd| stopper.attach(&fd).map(|_| fd)),
+        None if alloc.sigtrap_stops => events::open_trap(params.pmu, &ds.open_path, ds.offset, tid),
+        None => return,
+    };
+    match opened {
         Ok(fd) => ev.trap = Some(fd),
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
         Err(e) => {
@@ -443,8 +470,16 @@ pub(crate) fn tracer_thread(
         traps: FxHashMap::default(),
         parent: FxHashMap::default(),
         untrapped: FxHashSet::default(),
-        stops: matches!(start, Start::Spawn { .. }),
+        stopper: None,
+        sigtrap_stops: matches!(start, Start::Spawn { .. }),
     };
+    match Stopper::load() {
+        Ok(s) => alloc.stopper = Some(s),
+        Err(why) if !alloc.sigtrap_stops => notes.push(format!(
+            "libraries the process loads with dlopen during the recording are not probed ({why})"
+        )),
+        Err(_) => {}
+    }
     let main_pid: i32;
     let mut spawned = None;
     match start {
@@ -662,6 +697,39 @@ fn wait_main(pid: i32, block: bool) -> Option<i32> {
     }
 }
 
+/// At the end: resumes `tid` from the stops it is in, our own stops at the dynamic linker
+/// without their signal, and keeps the program's exit status if it ended.
+fn take_last_stops(tid: i32, spawned: Option<i32>, shared: &Shared, alloc: &Allocators) {
+    let mut status = 0;
+    // SAFETY: waiting for one of our tracees.
+    while unsafe { libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) } == tid {
+        if !libc::WIFSTOPPED(status) {
+            if Some(tid) == spawned {
+                if let Ok(mut e) = shared.main_exit.lock() {
+                    *e = Some(if libc::WIFEXITED(status) {
+                        libc::WEXITSTATUS(status)
+                    } else {
+                        128 + libc::WTERMSIG(status)
+                    });
+                }
+            }
+            break;
+        }
+        let (sig, event) = (libc::WSTOPSIG(status), status >> 16);
+        if event == libc::PTRACE_EVENT_STOP {
+            break;
+        }
+        let ours = event == 0
+            && sig == libc::SIGTRAP
+            && is_our_trap(tid, alloc.traps.get(&tgid_of(tid)).map(|d| &d.text[..]));
+        ptrace_cont(
+            libc::PTRACE_CONT,
+            tid,
+            if event == 0 && !ours { sig } else { 0 },
+        );
+    }
+}
+
 /// Handles ptrace stops until `quit`: new tasks get their events and are resumed; an exec that
 /// took the task's events away (a setuid program) gets new ones; signals are delivered as they
 /// would be without us; group stops stay stops (`PTRACE_LISTEN`).
@@ -829,7 +897,9 @@ fn follow(
                 alloc.parent.insert(new_pid as i32, tgid_of(tid));
             }
             ptrace_cont(libc::PTRACE_CONT, tid, 0);
-        } else if sig == libc::SIGTRAP && is_our_trap(tid) {
+        } else if sig == libc::SIGTRAP
+            && is_our_trap(tid, alloc.traps.get(&tgid_of(tid)).map(|d| &d.text[..]))
+        {
             // Stopped at its dynamic linker, which just mapped libraries (none has run yet).
             rescan(params, leaders, shared, tasks, alloc, tid);
             ptrace_cont(libc::PTRACE_CONT, tid, 0);
@@ -840,38 +910,27 @@ fn follow(
     }
     // No stop at the dynamic linker after we detach: a SIGTRAP nobody takes would kill the
     // task. One whose trap fired already is resumed without it.
+    // (Disabling an event does not stop a BPF program attached to it: the switch does.)
+    if let Some(stopper) = &alloc.stopper {
+        let _ = stopper.turn(false);
+    }
     for ev in tasks.values() {
         if let Some(t) = &ev.trap {
             events::disable(t);
         }
     }
-    for &tid in &known {
-        let mut status = 0;
-        // SAFETY: waiting for one of our tracees.
-        while unsafe { libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) } == tid {
-            if !libc::WIFSTOPPED(status) {
-                if Some(tid) == spawned {
-                    if let Ok(mut e) = shared.main_exit.lock() {
-                        *e = Some(if libc::WIFEXITED(status) {
-                            libc::WEXITSTATUS(status)
-                        } else {
-                            128 + libc::WTERMSIG(status)
-                        });
-                    }
-                }
-                break;
-            }
-            let (sig, event) = (libc::WSTOPSIG(status), status >> 16);
-            if event == libc::PTRACE_EVENT_STOP {
-                break;
-            }
-            let ours = event == 0 && sig == libc::SIGTRAP && is_our_trap(tid);
-            ptrace_cont(
-                libc::PTRACE_CONT,
-                tid,
-                if event == 0 && !ours { sig } else { 0 },
-            );
+    // A stop asked for just before the disabling may still be on its way (a SIGTRAP pending
+    // for the task): wait for it, briefly, so that no task is detached with it.
+    for _ in 0..400 {
+        let mut pending = false;
+        for &tid in &known {
+            take_last_stops(tid, spawned, shared, alloc);
+            pending |= procfs::trap_pending(tid);
         }
+        if !pending {
+            break;
+        }
+        std::thread::sleep(Duration::from_micros(250));
     }
     shared.live.store(known.len(), Ordering::Relaxed);
 }

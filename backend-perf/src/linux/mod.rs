@@ -7,6 +7,7 @@ mod events;
 mod follow;
 mod resolve;
 mod spawn;
+mod stopper;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
@@ -247,6 +248,16 @@ pub(crate) fn record(
     };
     let main_pid = started.main_pid;
     let mut rings = started.rings;
+    // An attach's duration counts from when its probes are in place.
+    let deadline = match (target, deadline) {
+        (
+            Target::Attach {
+                duration: Some(d), ..
+            },
+            Some(_),
+        ) => Instant::now().checked_add(*d),
+        _ => deadline,
+    };
     phase("events open, program started");
     let setup = Setup {
         probes: options.probes.iter().map(|p| p.to_string()).collect(),
