@@ -53,6 +53,10 @@ pub struct Setup {
     pub stacks: bool,
     /// The deepest stack kept, in frames.
     pub max_depth: usize,
+    /// Whether each thread's stack copy is sized to what its stacks need (asked of the
+    /// recorder through [`Interpreter::resize`]).
+    #[serde(default)]
+    pub adaptive: bool,
 }
 
 impl Setup {
@@ -90,6 +94,39 @@ const TRUNCATED: u32 = u32::MAX - 1;
 const CAPPED: u32 = u32::MAX - 2;
 
 type StackMap = FxHashMap<Box<[NormFrame]>, Weight>;
+
+/// The largest stack copy the kernel makes (a sample is at most 64 KiB).
+pub const MAX_STACK_BYTES: u32 = 65528;
+
+/// How much of its stack copy a thread's stacks use, at the copy size it has now.
+struct StackUse {
+    asked: usize,
+    samples: u32,
+    /// The most bytes above the stack pointer a complete stack was unwound from.
+    used: usize,
+    /// The least bytes between the stack pointer and the end of the stack's memory.
+    headroom: usize,
+    /// A new size was asked for: wait for samples of it.
+    pending: bool,
+}
+
+/// Samples of a thread after which its copy is sized to what they used: a thread that
+/// allocates this much is one whose cost matters, and one whose stacks have shown their depth
+/// (a compiler's or an interpreter's deepest stacks come well after its first ones).
+const SIZING_SAMPLES: u32 = 20_000;
+
+/// The copy for stacks that used `used` bytes at most, with `headroom` bytes to the end of
+/// the stack's memory: four times the use (deeper stacks stay complete), within the headroom
+/// where that still leaves room (a copy past the end of the stack costs a fault, ~2 µs here).
+fn sized_copy(used: usize, headroom: usize) -> usize {
+    let want = (4 * used).max(4096).next_multiple_of(1024);
+    let within = headroom & !7;
+    if within < want && within >= used + 512 {
+        within
+    } else {
+        want
+    }
+}
 
 /// File-offset ranges `[start, end)` of probed functions.
 type Ranges = Box<[(u64, u64)]>;
@@ -135,6 +172,13 @@ pub(crate) struct Interpreter<'o> {
     /// Synthetic records the interpreter produced (object identities), for a capture to save
     /// before the record that caused them.
     pub outbox: Vec<Synthetic>,
+    /// Per thread, how much of its copy its stacks use (adaptive copies).
+    stack_use: FxHashMap<u32, StackUse>,
+    /// New copy sizes (thread, bytes) for the recorder to give threads (adaptive copies).
+    pub resize: Vec<(u32, u32)>,
+    /// Copies made smaller, and larger (after a cut stack).
+    shrunk: u64,
+    grown: u64,
 }
 
 impl<'o> Interpreter<'o> {
@@ -168,6 +212,10 @@ impl<'o> Interpreter<'o> {
             truncated: 0,
             capped: 0,
             outbox: Vec::new(),
+            stack_use: FxHashMap::default(),
+            resize: Vec::new(),
+            shrunk: 0,
+            grown: 0,
             setup,
         };
         for loc in t.setup.locations.clone() {
@@ -274,7 +322,10 @@ impl<'o> Interpreter<'o> {
                     self.procs.insert(pid, child);
                 }
             }
-            Record::Exit { tid, .. } => self.tails.forget(tid as u64),
+            Record::Exit { tid, .. } => {
+                self.tails.forget(tid as u64);
+                self.stack_use.remove(&tid);
+            }
             Record::Comm {
                 pid,
                 tid,
@@ -404,12 +455,16 @@ impl<'o> Interpreter<'o> {
         };
         let (pid, tid, stack) = (s.pid, s.tid, s.stack);
         let (ip, sp, bp) = (r[regs::IDX_IP], r[regs::IDX_SP], r[regs::IDX_BP]);
+        // The most bytes of the copy read: what this stack needs of it.
+        let used = std::cell::Cell::new(8usize);
         let read_word = |addr: u64| -> Result<u64, ()> {
             let off = addr.checked_sub(sp).ok_or(())? as usize;
-            stack
+            let w = stack
                 .get(off..off.checked_add(8).ok_or(())?)
                 .map(|w| u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
-                .ok_or(())
+                .ok_or(())?;
+            used.set(used.get().max(off + 8));
+            Ok(w)
         };
         // At a function's first instruction the return address is the word at the stack
         // pointer: the immediate caller, whatever the allocator's own unwind info.
@@ -469,7 +524,7 @@ impl<'o> Interpreter<'o> {
                     Err(framehop::Error::CouldNotReadStack(a)) => {
                         break a < sp
                             || a.saturating_sub(sp) < (stack.len() as u64).saturating_sub(8)
-                            || (stack.len() as u64) < u64::from(self.setup.layout.stack_bytes)
+                            || stack.len() < s.stack_asked
                     }
                     Err(_) => break true,
                 }
@@ -523,6 +578,9 @@ impl<'o> Interpreter<'o> {
                 return;
             }
         }
+        if self.setup.adaptive {
+            self.size_copy(tid, s.stack_asked, stack.len(), used.get(), truncated);
+        }
         if truncated {
             self.truncated += 1;
             self.norm.push(NormFrame {
@@ -546,6 +604,54 @@ impl<'o> Interpreter<'o> {
                 None => {
                     map.insert(self.norm.clone().into_boxed_slice(), weight);
                 }
+            }
+        }
+    }
+
+    /// Adaptive copies: a thread whose stack was cut gets a copy four times larger; one whose
+    /// stacks used less than half of theirs over [`SIZING_SAMPLES`] gets what they need.
+    fn size_copy(&mut self, tid: u32, asked: usize, copied: usize, used: usize, cut: bool) {
+        let u = self.stack_use.entry(tid).or_insert(StackUse {
+            asked,
+            samples: 0,
+            used: 0,
+            headroom: usize::MAX,
+            pending: false,
+        });
+        if u.asked != asked {
+            *u = StackUse {
+                asked,
+                samples: 0,
+                used: 0,
+                headroom: usize::MAX,
+                pending: false,
+            };
+        }
+        if u.pending {
+            return;
+        }
+        if cut {
+            if asked < MAX_STACK_BYTES as usize {
+                let bigger = (asked * 4).min(MAX_STACK_BYTES as usize) as u32;
+                self.resize.push((tid, bigger));
+                u.pending = true;
+                self.grown += 1;
+            }
+            return;
+        }
+        u.samples += 1;
+        u.used = u.used.max(used);
+        if copied < asked {
+            u.headroom = u.headroom.min(copied);
+        }
+        if u.samples >= SIZING_SAMPLES {
+            let size = sized_copy(u.used, u.headroom);
+            if size * 2 <= asked {
+                self.resize.push((tid, size as u32));
+                u.pending = true;
+                self.shrunk += 1;
+            } else {
+                u.samples = 0;
             }
         }
     }
@@ -666,6 +772,12 @@ impl<'o> Interpreter<'o> {
                 self.truncated
             ));
         }
+        if self.grown > 0 {
+            report.notes.push(format!(
+                "{} threads got a larger stack copy after a stack deeper than theirs (copies are sized per thread)",
+                self.grown
+            ));
+        }
         if self.capped > 0 {
             report.notes.push(format!(
                 "{} stacks were deeper than {} frames and end in `[deeper than {} frames]` at the root side",
@@ -753,6 +865,7 @@ mod tests {
             main_pid: 10,
             comm: "prog".into(),
             stacks: true,
+            adaptive: false,
             max_depth: 64,
         }
     }

@@ -169,6 +169,8 @@ pub struct Sample<'a> {
     pub regs: Option<[u64; 9]>,
     /// The copied user stack, from the stack pointer up.
     pub stack: &'a [u8],
+    /// Bytes of stack the event asked for (the copy is shorter where the stack's memory ends).
+    pub stack_asked: usize,
 }
 
 /// A file mapping.
@@ -477,8 +479,10 @@ fn decode_sample<'a>(r: &Reader<'a>, layout: &Layout) -> Result<Sample<'a>, Deco
         }
     }
     let mut stack: &[u8] = &[];
+    let mut stack_asked = 0;
     if layout.sample_type & sample::STACK_USER != 0 {
         let size = r.u64(at, "stack size")? as usize;
+        stack_asked = size;
         if size > 0 {
             let data = r.bytes(at + 8, size, "stack")?;
             let dyn_size = r.u64(at + 8 + size, "stack dyn_size")? as usize;
@@ -493,6 +497,7 @@ fn decode_sample<'a>(r: &Reader<'a>, layout: &Layout) -> Result<Sample<'a>, Deco
         callchain,
         regs: regs_out,
         stack,
+        stack_asked,
     })
 }
 

@@ -142,8 +142,9 @@ fn rescan(
         params.locs.push(loc);
         params.open_paths.push(open_path);
         for (&tid, ev) in tasks.iter_mut() {
+            let bytes = ev.stack_bytes;
             if let Err((e, false)) =
-                open_location(params, li, tid, leaders, shared, &mut ev.uprobes)
+                open_location(params, li, tid, leaders, shared, &mut ev.uprobes, bytes)
             {
                 shared.untimed(Synthetic::Untraced {
                     tid: tid as u32,
@@ -214,6 +215,8 @@ pub(crate) struct Shared {
     /// unwinds and symbolizes with, even after the target is gone or when the path names
     /// another file here (another root).
     pub files: Mutex<FxHashMap<(u64, u64), Arc<std::fs::File>>>,
+    /// New stack copy sizes for tasks (task, bytes), asked for by the reader.
+    pub resize: Mutex<Vec<(u32, u32)>>,
 }
 
 impl Shared {
@@ -231,6 +234,8 @@ struct TaskEvents {
     side: Vec<OwnedFd>,
     /// The event that stops the task at its dynamic linker's `_dl_debug_state`.
     trap: Option<OwnedFd>,
+    /// Bytes of stack its uprobe events copy.
+    stack_bytes: u32,
 }
 
 impl TaskEvents {
@@ -299,6 +304,7 @@ fn open_task(
         uprobes: Vec::new(),
         side: Vec::new(),
         trap: None,
+        stack_bytes: p.layout.stack_bytes,
     };
     let mut side_ids = Vec::new();
     for &(cpu, leader) in leaders {
@@ -317,9 +323,37 @@ fn open_task(
     }
     shared.untimed(Synthetic::SideIds { ids: side_ids });
     for li in 0..p.locs.len() {
-        open_location(p, li, tid, leaders, shared, &mut ev.uprobes)?;
+        open_location(p, li, tid, leaders, shared, &mut ev.uprobes, ev.stack_bytes)?;
     }
     Ok(ev)
+}
+
+/// Gives stopped task `tid` uprobe events copying `bytes` of stack in place of its others,
+/// which are disabled before it runs again (their counts stay readable).
+fn resize_task(
+    p: &EventParams,
+    tid: i32,
+    leaders: &[(i32, RawFd)],
+    shared: &Shared,
+    ev: &mut TaskEvents,
+    bytes: u32,
+    graveyard: &mut Vec<OwnedFd>,
+) {
+    let mut fresh = Vec::new();
+    for li in 0..p.locs.len() {
+        if open_location(p, li, tid, leaders, shared, &mut fresh, bytes).is_err() {
+            graveyard.extend(fresh);
+            return;
+        }
+    }
+    for fd in &ev.uprobes {
+        events::disable(fd);
+    }
+    graveyard.extend(std::mem::replace(&mut ev.uprobes, fresh));
+    if std::env::var_os("ALLOCFLAME_TIMING").is_some() {
+        eprintln!("allocflame: timing: task {tid}: stack copy {} → {bytes} bytes", ev.stack_bytes);
+    }
+    ev.stack_bytes = bytes;
 }
 
 /// ESRCH: the task ended before we got to it (nothing to record).
@@ -337,6 +371,7 @@ fn open_location(
     leaders: &[(i32, RawFd)],
     shared: &Shared,
     out: &mut Vec<OwnedFd>,
+    stack_bytes: u32,
 ) -> std::result::Result<(), (Error, bool)> {
     let loc = &p.locs[li];
     let mut ids = Vec::new();
@@ -345,7 +380,10 @@ fn open_location(
             pmu: p.pmu,
             path: &p.open_paths[li],
             offset: loc.offset,
-            layout: p.layout,
+            layout: Layout {
+                stack_bytes,
+                ..p.layout
+            },
             max_callchain: p.max_callchain,
         };
         let fd = events::open_uprobe(&spec, tid, cpu).map_err(|e| {
@@ -752,8 +790,31 @@ fn follow(
             why: e.to_string(),
         })
     };
+    // Tasks asked to stop for a new stack copy size.
+    let mut resizing: FxHashMap<i32, u32> = FxHashMap::default();
     while !shared.quit.load(Ordering::Relaxed) {
         shared.live.store(known.len(), Ordering::Relaxed);
+        let asked = shared
+            .resize
+            .lock()
+            .map(|mut q| std::mem::take(&mut *q))
+            .unwrap_or_default();
+        for (tid, bytes) in asked {
+            let tid = tid as i32;
+            if tasks.get(&tid).is_some_and(|ev| ev.stack_bytes != bytes)
+                && resizing.insert(tid, bytes).is_none()
+            {
+                // SAFETY: a ptrace request on one of our tracees.
+                unsafe {
+                    libc::ptrace(
+                        libc::PTRACE_INTERRUPT,
+                        tid,
+                        std::ptr::null_mut::<libc::c_void>(),
+                        std::ptr::null_mut::<libc::c_void>(),
+                    )
+                };
+            }
+        }
         if known.is_empty() {
             std::thread::sleep(Duration::from_millis(1));
             continue;
@@ -810,6 +871,12 @@ fn follow(
                 // A group stop (the user stopped the program): keep it stopped, as without us.
                 ptrace_cont(libc::PTRACE_LISTEN as libc::c_uint, tid, 0);
                 continue;
+            }
+            // Stopped for a new stack copy size.
+            if let Some(bytes) = resizing.remove(&tid) {
+                if let Some(ev) = tasks.get_mut(&tid) {
+                    resize_task(params, tid, leaders, shared, ev, bytes, graveyard);
+                }
             }
             // A new task's first stop: give it events, then let it run.
             if !tasks.contains_key(&tid) {

@@ -267,6 +267,7 @@ pub(crate) fn record(
         comm,
         stacks: options.stacks,
         max_depth: options.max_depth,
+        adaptive: options.stacks && source.stack_bytes.is_none(),
     };
     let capture = match &source.save_raw {
         Some(path) => match CaptureWriter::create(path, &setup) {
@@ -456,6 +457,11 @@ impl Live<'_> {
             rings[i].consume();
         }
         self.timed.extend(timed);
+        if !self.interp.resize.is_empty() {
+            if let Ok(mut q) = self.shared.resize.lock() {
+                q.append(&mut self.interp.resize);
+            }
+        }
         if let Some(p) = &self.progress {
             p.store(self.interp.counted(), Ordering::Relaxed);
         }
