@@ -32,8 +32,12 @@ pub fn is_capture(head: &[u8]) -> bool {
 /// How the recording ended.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct End {
-    /// The spawned program's exit code (128 + signal when killed).
+    /// The spawned program's exit code, when it exited.
     pub exit_code: Option<i32>,
+    /// The signal that killed the spawned program (captures made before this field have
+    /// 128 + the signal in `exit_code`).
+    #[serde(default)]
+    pub signal: Option<i32>,
     /// Whether the recording ended early.
     pub interrupted: bool,
     /// The recorder's notes (the interpreter's own are made again by the replay).

@@ -34,6 +34,8 @@ use allocflame_core::Error;
 use allocflame_core::Result;
 
 pub mod capture;
+#[cfg(unix)]
+pub mod inherited;
 pub mod interpret;
 #[cfg(target_os = "linux")]
 mod linux;

@@ -141,6 +141,7 @@ pub fn replay_reader(
     match end {
         Some(end) => {
             report.exit_code = end.exit_code;
+            report.signal = end.signal;
             report.interrupted |= end.interrupted;
             report.notes.extend(end.notes);
         }

@@ -86,12 +86,14 @@ pub fn run(
         std::thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(250));
-                eprint!(
+                use std::io::Write as _;
+                let _ = write!(
+                    std::io::stderr(),
                     "\rallocflame: {} allocations recorded",
                     progress.load(Ordering::Relaxed)
                 );
             }
-            eprintln!();
+            say!();
         })
     });
     let result = match backend {
@@ -114,10 +116,10 @@ pub fn run(
     }
     let report = result?;
     for note in &report.notes {
-        eprintln!("allocflame: note: {note}");
+        say!("allocflame: note: {note}");
     }
     if report.interrupted {
-        eprintln!("allocflame: the recording ended early; the results are partial");
+        say!("allocflame: the recording ended early; the results are partial");
     }
     Ok(report)
 }

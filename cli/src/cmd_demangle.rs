@@ -37,20 +37,11 @@ pub fn run(args: DemangleArgs) -> anyhow::Result<ExitCode> {
             Ok(line) => out.write_all(demangle_text(line, &options).as_bytes()),
             Err(_) => out.write_all(&buf),
         }
-        .or_else(ignore_broken_pipe)?;
+        .map_err(crate::output::stdout_error)?;
         if interactive {
-            out.flush().or_else(ignore_broken_pipe)?;
+            out.flush().map_err(crate::output::stdout_error)?;
         }
     }
-    out.flush().or_else(ignore_broken_pipe)?;
+    out.flush().map_err(crate::output::stdout_error)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// `allocflame demangle | head` closing the pipe early is not an error.
-fn ignore_broken_pipe(e: std::io::Error) -> std::io::Result<()> {
-    if e.kind() == std::io::ErrorKind::BrokenPipe {
-        Ok(())
-    } else {
-        Err(e)
-    }
 }

@@ -9,7 +9,7 @@ use allocflame_core::{Profile, WeightKind};
 use serde::Serialize;
 
 use crate::cmd_render::{load, program_name, stem, FormatArg};
-use crate::output::{write_atomically, OutputArgs};
+use crate::output::{report, write_atomically, OutputArgs, Stream};
 
 /// Arguments of `allocflame diff`.
 #[derive(clap::Args, Debug)]
@@ -34,6 +34,8 @@ pub struct DiffArgs {
 struct DiffReport<'a> {
     before_total: u64,
     after_total: u64,
+    /// Whether either capture holds partial results (a recording that ended early).
+    partial: bool,
     weight: WeightKind,
     grew: &'a [StackChange],
     shrank: &'a [StackChange],
@@ -44,15 +46,16 @@ pub fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
     let weight: WeightKind = args.output.weight.into();
     let options = args.output.pipeline_options()?;
     // `apply`, not `process`: one side emptied by the filters is a change worth drawing.
-    let side = |name: &str, path: &std::path::Path| -> anyhow::Result<Profile> {
-        let out = pipeline::apply(load(path, args.from, weight)?, &options);
+    let side = |name: &str, path: &std::path::Path| -> anyhow::Result<(Profile, bool)> {
+        let (profile, run) = load(path, args.from, weight)?;
+        let out = pipeline::apply(profile, &options);
         for note in &out.notes {
-            eprintln!("allocflame: note: {name}: {note}");
+            say!("allocflame: note: {name}: {note}");
         }
-        Ok(out.profile)
+        Ok((out.profile, run.partial))
     };
-    let before = side("before", &args.before)?;
-    let after = side("after", &args.after)?;
+    let (before, before_partial) = side("before", &args.before)?;
+    let (after, after_partial) = side("after", &args.after)?;
     let after_stem = stem(&args.after);
     let program = program_name(&after, &after_stem);
     let (bt, at) = (before.total().get(weight), after.total().get(weight));
@@ -115,37 +118,35 @@ pub fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
         use std::io::Write as _;
         w.write_all(&buf)
     })?;
-    if args.output.json {
-        let report = DiffReport {
-            before_total: bt,
-            after_total: at,
-            weight,
-            grew: &grew,
-            shrank: &shrank,
-        };
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!(
-            "{}: {bt} before, {at} after ({:+})",
-            weight.count_name(),
-            at as i128 - bt as i128
-        );
-        for (title, list) in [("grew most", &grew), ("shrank most", &shrank)] {
-            println!("\nstacks that {title}:");
-            if list.is_empty() {
-                println!("  (none)");
-            }
-            for c in list {
-                println!(
-                    "{:>+12} {:>10} → {:<10} {}",
-                    c.delta, c.before, c.after, c.stack
-                );
-            }
-        }
-    }
-    eprintln!(
+    say!(
         "allocflame: wrote differential flame graph to {}",
         svg.display()
     );
+    let mut table = format!(
+        "{}: {bt} before, {at} after ({:+})\n",
+        weight.count_name(),
+        at as i128 - bt as i128
+    );
+    for (title, list) in [("grew most", &grew), ("shrank most", &shrank)] {
+        table.push_str(&format!("\nstacks that {title}:\n"));
+        if list.is_empty() {
+            table.push_str("  (none)\n");
+        }
+        for c in list {
+            table.push_str(&format!(
+                "{:>+12} {:>10} → {:<10} {}\n",
+                c.delta, c.before, c.after, c.stack
+            ));
+        }
+    }
+    let json = DiffReport {
+        before_total: bt,
+        after_total: at,
+        partial: before_partial || after_partial,
+        weight,
+        grew: &grew,
+        shrank: &shrank,
+    };
+    report(args.output.json.as_deref(), &json, Stream::Stdout, &table)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use allocflame_core::pipeline;
 use allocflame_core::probes::Probe;
+use allocflame_core::report::RunStatus;
 use allocflame_core::source::{Collector, RecordOptions, RecordReport, Target};
-use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::backend::{self, Backend, BackendArg, PerfSettings};
-use crate::output::{self, OutputArgs};
+use crate::output::{self, OutputArgs, Stream};
 
 /// What to record: shared by `record` and `count`.
 #[derive(clap::Args, Debug, Clone)]
@@ -78,9 +78,9 @@ pub struct RecordArgs {
 pub struct CountArgs {
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Print the counts as JSON.
-    #[arg(long)]
-    pub json: bool,
+    /// Write the counts as JSON to FILE; `-` prints them on stdout instead of the table.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 impl TargetArgs {
@@ -90,7 +90,16 @@ impl TargetArgs {
             (Some(pid), true) => Ok(Target::Attach {
                 pid,
                 duration: match self.duration {
-                    Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
+                    Some(s) if s.is_finite() && s > 0.0 => Some(
+                        Duration::try_from_secs_f64(s)
+                            .ok()
+                            .filter(|&d| std::time::Instant::now().checked_add(d).is_some())
+                            .ok_or_else(|| {
+                                anyhow::anyhow!(
+                                    "--duration {s}: too long for this system's clock (leave --duration out to record until the process exits or Ctrl-C)"
+                                )
+                            })?,
+                    ),
                     Some(s) => anyhow::bail!("--duration {s}: expected a positive number of seconds"),
                     None => None,
                 },
@@ -139,22 +148,41 @@ fn run_backend(
     sink: &mut Collector,
 ) -> anyhow::Result<Option<RecordReport>> {
     let (backend, why) = backend::choose(args.backend);
-    eprintln!("allocflame: backend {} ({why})", backend.name());
+    say!("allocflame: backend {} ({why})", backend.name());
     if args.dry_run {
         if backend != Backend::Dtrace {
             anyhow::bail!("--dry-run shows the DTrace script; use it with --backend dtrace");
         }
-        print!("{}", allocflame_backend_dtrace::dry_run(target, options));
+        output::print(
+            Stream::Stdout,
+            &allocflame_backend_dtrace::dry_run(target, options),
+        )?;
         return Ok(None);
     }
+    let buffer_bytes = match args.buffer_kib {
+        Some(k) => Some(
+            k.checked_mul(1024)
+                .ok_or_else(|| anyhow::anyhow!("--buffer-kib {k}: too large"))?,
+        ),
+        None => None,
+    };
     let perf = PerfSettings {
         stack_bytes: args.stack_bytes,
         kernel_callchain: args.deep_stacks,
-        buffer_bytes: args.buffer_kib.map(|k| k << 10),
+        buffer_bytes,
         save_raw: args.save_raw.clone(),
         keep_priority: args.keep_priority,
     };
     backend::run(backend, perf, args.live, target, options, sink).map(Some)
+}
+
+/// What allocflame exits with after recording `target`: the started program's status (128 + N
+/// when signal N killed it); success for an attached process.
+fn exit_code(report: &RecordReport) -> ExitCode {
+    match report.exit() {
+        Some(exit) => ExitCode::from(exit.shell_status().clamp(0, 255) as u8),
+        None => ExitCode::SUCCESS,
+    }
 }
 
 /// Runs `allocflame record`.
@@ -169,14 +197,21 @@ pub fn run_record(args: RecordArgs) -> anyhow::Result<ExitCode> {
     };
     let program = target.describe();
     let output = pipeline::from_collector(sink, &pipeline_options)?;
-    let summary = output::emit(output, &args.output, &program, &program)?;
+    let summary = output::emit(
+        output,
+        &args.output,
+        &program,
+        &program,
+        &RunStatus::of(&report),
+        Stream::for_target(&target),
+    )?;
     if summary.lost > 0 || report.lost > 0 {
-        eprintln!(
+        say!(
             "allocflame: warning: {} allocation events were lost; the counts are short by that much",
             report.lost.max(summary.lost)
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(exit_code(&report))
 }
 
 #[derive(Serialize)]
@@ -196,8 +231,9 @@ struct CountReport {
     hits: Option<u64>,
     /// Hits inside another probed call, counted once at that call.
     inner: u64,
-    exit_code: Option<i32>,
-    interrupted: bool,
+    /// How the program ended and whether the counts are partial.
+    #[serde(flatten)]
+    run: RunStatus,
     notes: Vec<String>,
 }
 
@@ -229,36 +265,42 @@ pub fn run_count(args: CountArgs) -> anyhow::Result<ExitCode> {
         lost: report.lost,
         hits: report.hits,
         inner: report.inner,
-        exit_code: report.exit_code,
-        interrupted: report.interrupted,
+        run: RunStatus::of(&report),
         notes: report.notes.clone(),
     };
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&out).context("JSON output")?
+    let mut table = format!("{:<28} {:>14} {:>16}\n", "function", "calls", "bytes");
+    for (name, v) in &out.probes {
+        let (c, b) = (
+            v["count"].as_u64().unwrap_or(0),
+            v["bytes"].as_u64().unwrap_or(0),
         );
-    } else {
-        println!("{:<28} {:>14} {:>16}", "function", "calls", "bytes");
-        for (name, v) in &out.probes {
-            let (c, b) = (
-                v["count"].as_u64().unwrap_or(0),
-                v["bytes"].as_u64().unwrap_or(0),
-            );
-            if c > 0 {
-                println!("{name:<28} {c:>14} {b:>16}");
-            }
+        if c > 0 {
+            table.push_str(&format!("{name:<28} {c:>14} {b:>16}\n"));
         }
-        println!("{:<28} {:>14} {:>16}", "total", total.allocs, total.bytes);
-        println!(
-            "lost: {}{}",
-            report.lost,
-            if report.lost == 0 {
-                " (exact)"
-            } else {
-                " (counts are short by that much)"
-            }
+    }
+    table.push_str(&format!(
+        "{:<28} {:>14} {:>16}\n",
+        "total", total.allocs, total.bytes
+    ));
+    table.push_str(&format!(
+        "lost: {}{}\n",
+        report.lost,
+        if report.lost == 0 {
+            " (exact)"
+        } else {
+            " (counts are short by that much)"
+        }
+    ));
+    if report.interrupted {
+        table.push_str(
+            "PARTIAL: the recording ended early; the counts cover only part of the run\n",
         );
     }
-    Ok(ExitCode::SUCCESS)
+    output::report(
+        args.json.as_deref(),
+        &out,
+        Stream::for_target(&target),
+        &table,
+    )?;
+    Ok(exit_code(&report))
 }

@@ -9,7 +9,9 @@ use allocflame_core::pipeline;
 use allocflame_core::{Profile, WeightKind};
 use anyhow::Context;
 
-use crate::output::{emit, OutputArgs};
+use allocflame_core::report::RunStatus;
+
+use crate::output::{emit, OutputArgs, Stream};
 
 /// The capture formats `render` reads.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,8 +51,9 @@ pub struct RenderArgs {
     pub output: OutputArgs,
 }
 
-/// Interprets a raw capture of `allocflame record --save-raw` again.
-fn replay(path: &Path, binaries: &[PathBuf]) -> anyhow::Result<Profile> {
+/// Interprets a raw capture of `allocflame record --save-raw` again: the profile and how the
+/// recorded run ended.
+fn replay(path: &Path, binaries: &[PathBuf]) -> anyhow::Result<(Profile, RunStatus)> {
     use allocflame_backend_perf::{capture_probes, replay, ReplayOptions};
     use allocflame_core::source::Collector;
     let options = ReplayOptions {
@@ -61,12 +64,12 @@ fn replay(path: &Path, binaries: &[PathBuf]) -> anyhow::Result<Profile> {
     let report = replay(path, &options, &mut sink)?;
     let (profile, notes) = sink.finish_with_notes();
     for note in report.notes.iter().chain(&notes) {
-        eprintln!("allocflame: note: {note}");
+        say!("allocflame: note: {note}");
     }
     if report.interrupted {
-        eprintln!("allocflame: the recording ended early; the results are partial");
+        say!("allocflame: the recording ended early; the results are partial");
     }
-    Ok(profile)
+    Ok((profile, RunStatus::of(&report)))
 }
 
 /// Whether the file at `path` is a raw capture.
@@ -77,9 +80,14 @@ fn is_raw_capture(path: &Path) -> bool {
         .is_ok_and(|_| allocflame_backend_perf::capture::is_capture(&head))
 }
 
-/// Reads a capture from `path` (`-` is stdin). Folded input read with `weight` bytes takes its
-/// counts as bytes.
-pub fn load(path: &Path, from: Option<FormatArg>, weight: WeightKind) -> anyhow::Result<Profile> {
+/// Reads a capture from `path` (`-` is stdin): the profile, and how the recorded run ended
+/// where the capture says (a raw capture; the default for others). Folded input read with
+/// `weight` bytes takes its counts as bytes.
+pub fn load(
+    path: &Path,
+    from: Option<FormatArg>,
+    weight: WeightKind,
+) -> anyhow::Result<(Profile, RunStatus)> {
     load_with(path, from, weight, &[])
 }
 
@@ -89,7 +97,7 @@ pub fn load_with(
     from: Option<FormatArg>,
     weight: WeightKind,
     binaries: &[PathBuf],
-) -> anyhow::Result<Profile> {
+) -> anyhow::Result<(Profile, RunStatus)> {
     if from.is_none() && path.as_os_str() != "-" && is_raw_capture(path) {
         return replay(path, binaries);
     }
@@ -118,12 +126,12 @@ pub fn load_with(
         import::read_bytes(&bytes, &name, format)?
     };
     if profile.skipped > 0 {
-        eprintln!(
+        say!(
             "allocflame: {name}: {} records could not be used and were skipped",
             profile.skipped
         );
     }
-    Ok(profile)
+    Ok((profile, RunStatus::default()))
 }
 
 /// The program a profile is about: its one root frame, or `fallback` when there are several.
@@ -154,7 +162,7 @@ pub fn stem(path: &Path) -> String {
 /// Runs `allocflame render`.
 pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
     let options = args.output.pipeline_options()?;
-    let profile = load_with(
+    let (profile, run) = load_with(
         &args.file,
         args.from,
         args.output.weight.into(),
@@ -163,6 +171,6 @@ pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
     let stem = stem(&args.file);
     let program = program_name(&profile, &stem);
     let output = pipeline::process(profile, &options)?;
-    emit(output, &args.output, &program, &stem)?;
+    emit(output, &args.output, &program, &stem, &run, Stream::Stdout)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,15 @@
 
 #![forbid(unsafe_code)]
 
+/// `eprintln!` that never panics: a message on stderr, lost when stderr is closed or a pipe
+/// nobody reads any more (there is nowhere else to say it, and the run goes on).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod backend;
 mod cmd_demangle;
 mod cmd_diff;
@@ -47,8 +56,12 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader of stdout went away (`allocflame … | head -1`): what it wanted was
+        // written, files are complete; end quietly with the status of a process SIGPIPE ended,
+        // as `cat` or `grep` would.
+        Err(e) if e.is::<output::ClosedStdout>() => ExitCode::from(128 + 13),
         Err(e) => {
-            eprintln!("allocflame: error: {}", causes(&e));
+            say!("allocflame: error: {}", causes(&e));
             ExitCode::FAILURE
         }
     }

@@ -1,6 +1,8 @@
 //! What every command that produces a profile shares: its output arguments, mapped onto the
-//! core's [`PipelineOptions`] and [`RenderOptions`], and the files they name, written
-//! atomically. What the pipeline does lives in `allocflame_core::pipeline`.
+//! core's [`PipelineOptions`] and [`RenderOptions`], the files they name (written atomically),
+//! and where reports go: the summary table to stdout, or to stderr when a program runs (its
+//! stdout is its own), JSON to `--json FILE` (`-`: stdout). What the pipeline does lives in
+//! `allocflame_core::pipeline`.
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +10,7 @@ use allocflame_core::demangle::DemangleOptions;
 use allocflame_core::pipeline::{Filters, Output, PipelineOptions};
 use allocflame_core::prettify::Rules;
 use allocflame_core::render::RenderOptions;
-use allocflame_core::report::Summary;
+use allocflame_core::report::{RunStatus, Summary};
 use allocflame_core::WeightKind;
 use anyhow::Context;
 use std::io::Write as _;
@@ -41,9 +43,9 @@ pub struct OutputArgs {
     /// Also write the folded stacks (FlameGraph format) to this file.
     #[arg(long, value_name = "FILE")]
     pub folded: Option<PathBuf>,
-    /// Print the summary as JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
+    /// Write the summary as JSON to FILE; `-` prints it on stdout instead of the table.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
     /// Apply the built-in prettify rules (drop `specialized `, fold swift_allocObject→malloc into `A`).
     #[arg(long)]
     pub prettify: bool,
@@ -153,39 +155,118 @@ pub fn default_svg(name: &str) -> PathBuf {
     ))
 }
 
-/// Writes what the pipeline produced: the folded file, the SVG, and the summary (stdout), with
-/// its notes on stderr. `program` names the profiled program (title); `default_name` gives the
-/// SVG name when `-o` is not given. The folded file is written before an empty profile is
-/// reported, so nothing collected is lost; an empty profile is an error that says why it may be
-/// empty.
+/// Where a summary table goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output: reading a capture, attaching to a process.
+    Stdout,
+    /// Standard error: a program started by allocflame owns stdout.
+    Stderr,
+}
+
+impl Stream {
+    /// Where the reports of a recording of `target` go.
+    pub fn for_target(target: &allocflame_core::source::Target) -> Stream {
+        match target {
+            allocflame_core::source::Target::Spawn { .. } => Stream::Stderr,
+            _ => Stream::Stdout,
+        }
+    }
+}
+
+/// The error of a write to stdout that nobody reads any more (`allocflame … | head -1`):
+/// `main` ends quietly on it.
+#[derive(Debug)]
+pub struct ClosedStdout;
+
+impl std::fmt::Display for ClosedStdout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stdout was closed")
+    }
+}
+
+impl std::error::Error for ClosedStdout {}
+
+/// A failed write to stdout as an error: [`ClosedStdout`] for a closed pipe.
+pub fn stdout_error(e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        anyhow::Error::new(ClosedStdout)
+    } else {
+        anyhow::Error::new(e).context("cannot write to stdout")
+    }
+}
+
+/// Prints `text` on `stream`. A write to stdout that fails is an error ([`ClosedStdout`] when
+/// nobody reads it); stderr that cannot be written to is ignored (there is nowhere to say so).
+pub fn print(stream: Stream, text: &str) -> anyhow::Result<()> {
+    match stream {
+        Stream::Stdout => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(stdout_error)
+        }
+        Stream::Stderr => {
+            let _ = std::io::stderr().lock().write_all(text.as_bytes());
+            Ok(())
+        }
+    }
+}
+
+/// Writes a report: `value` as JSON to `json` (`-`: stdout) when asked, then the `table`
+/// on `stream`, unless the JSON took stdout's place.
+pub fn report(
+    json: Option<&Path>,
+    value: &impl serde::Serialize,
+    stream: Stream,
+    table: &str,
+) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(value).context("JSON output")?;
+    text.push('\n');
+    match json {
+        Some(path) if path.as_os_str() == "-" => print(Stream::Stdout, &text),
+        Some(path) => {
+            write_atomically(path, |w| w.write_all(text.as_bytes()))?;
+            print(stream, table)?;
+            say!("allocflame: wrote the JSON summary to {}", path.display());
+            Ok(())
+        }
+        None => print(stream, table),
+    }
+}
+
+/// Writes what the pipeline produced: the folded file, the SVG, and the summary (on `stream`,
+/// and as JSON where `--json` says), with its notes on stderr; `run` says how the recorded run
+/// ended. `program` names the profiled program (title); `default_name` gives the SVG name
+/// when `-o` is not given. The folded file is written before an empty profile is reported,
+/// so nothing collected is lost; an empty profile is an error that says why it may be empty.
 pub fn emit(
     output: Output,
     args: &OutputArgs,
     program: &str,
     default_name: &str,
+    run: &RunStatus,
+    stream: Stream,
 ) -> anyhow::Result<Summary> {
     for note in &output.notes {
-        eprintln!("allocflame: note: {note}");
+        say!("allocflame: note: {note}");
     }
     let weight: WeightKind = args.weight.into();
     output.check_weight(weight)?;
     if let Some(path) = &args.folded {
         write_atomically(path, |w| w.write_all(&output.folded(weight)))?;
-        eprintln!("allocflame: wrote folded stacks to {}", path.display());
+        say!("allocflame: wrote folded stacks to {}", path.display());
     }
-    let summary = output.summary(args.top);
+    let mut summary = output.summary(args.top);
+    summary.run = run.clone();
     let svg_bytes = output.svg(&args.render_options(program))?;
     let svg = args
         .svg
         .clone()
         .unwrap_or_else(|| default_svg(default_name));
     write_atomically(&svg, |w| w.write_all(&svg_bytes))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        print!("{summary}");
-    }
-    eprintln!("allocflame: wrote flame graph to {}", svg.display());
+    say!("allocflame: wrote flame graph to {}", svg.display());
+    report(args.json.as_deref(), &summary, stream, &summary.to_string())?;
     Ok(summary)
 }
 
@@ -198,7 +279,6 @@ pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
 ) -> anyhow::Result<()> {
-    use std::io::Write as _;
     use std::os::unix::fs::MetadataExt as _;
     let existing = std::fs::symlink_metadata(path).ok();
     let replace = existing

@@ -24,7 +24,7 @@ fn a_saved_raw_capture_renders_to_the_profile_record_printed() {
     let raw = dir.join("capture.raw");
     let live = dir.join("live.folded");
     let out = Command::new(bin())
-        .args(["record", "--json", "--save-raw"])
+        .args(["record", "--json", "-", "--save-raw"])
         .arg(&raw)
         .arg("--folded")
         .arg(&live)
@@ -44,7 +44,7 @@ fn a_saved_raw_capture_renders_to_the_profile_record_printed() {
     let out = Command::new(bin())
         .arg("render")
         .arg(&raw)
-        .arg("--json")
+        .args(["--json", "-"])
         .arg("--folded")
         .arg(&offline)
         .arg("-o")

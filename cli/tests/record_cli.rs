@@ -16,7 +16,7 @@ fn record_writes_svg_folded_and_json_with_exact_counts() {
     let svg = dir.join("out.svg");
     let folded = dir.join("out.folded");
     let out = Command::new(bin())
-        .args(["record", "--backend", "perf", "--json", "-o"])
+        .args(["record", "--backend", "perf", "--json", "-", "-o"])
         .arg(&svg)
         .arg("--folded")
         .arg(&folded)
@@ -83,7 +83,7 @@ fn count_prints_probes_json() {
     let dir = TempDir::new("count");
     let prog = build_c(&dir, "alloc_counts.c");
     let out = Command::new(bin())
-        .args(["count", "--json", "--"])
+        .args(["count", "--json", "-", "--"])
         .arg(&prog)
         .args(["4000", "realloc"])
         .output()
@@ -213,6 +213,7 @@ fn lost_events_are_reported_in_json_and_on_stderr() {
             "--buffer-kib",
             "32",
             "--json",
+            "-",
             "-o",
         ])
         .arg(dir.join("l.svg"))

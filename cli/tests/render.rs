@@ -49,7 +49,7 @@ fn render_folded_writes_svg_folded_and_summary() {
 fn render_json_summary_and_default_output_name() {
     let d = tempdir("json");
     std::fs::write(d.join("my capture.folded"), FOLDED).unwrap();
-    let out = allocflame(&["render", "--json", "my capture.folded"], &d);
+    let out = allocflame(&["render", "--json", "-", "my capture.folded"], &d);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     assert_eq!(v["allocations"], 10);
@@ -292,6 +292,7 @@ fn readme_example_capture_renders_with_exact_counts() {
             "-o",
             "kvstore.svg",
             "--json",
+            "-",
             "--folded",
             "k.folded",
         ],

@@ -38,6 +38,14 @@ impl Weight {
     pub const fn is_zero(&self) -> bool {
         self.allocs == 0 && self.bytes == 0
     }
+
+    /// `self + rhs`, or `None` if a count would overflow (`+` saturates).
+    pub fn checked_add(self, rhs: Weight) -> Option<Weight> {
+        Some(Weight {
+            allocs: self.allocs.checked_add(rhs.allocs)?,
+            bytes: self.bytes.checked_add(rhs.bytes)?,
+        })
+    }
 }
 
 impl Add for Weight {
@@ -475,6 +483,7 @@ impl Profile {
             ..Profile::default()
         };
         let mut ids: Vec<FrameId> = Vec::new();
+        let mut total = Weight::default();
         for (i, line) in reader.split(b'\n').enumerate() {
             let lineno = i + 1;
             let line = line.map_err(|e| Error::io(file, e))?;
@@ -490,10 +499,15 @@ impl Profile {
             let (stack, count) = parse_folded_line(line).ok_or_else(|| Error::Parse {
                 file: file.to_owned(),
                 line: lineno,
-                message: format!(
-                    "expected `frame;frame;… COUNT` (a stack, a space, a whole number), found `{}`",
-                    shorten(line, 80)
-                ),
+                message: match line.rsplit_once(' ') {
+                    Some((_, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                        format!("the count {} is larger than {}, the most allocflame can count", shorten(n, 40), u64::MAX)
+                    }
+                    _ => format!(
+                        "expected `frame;frame;… COUNT` (a stack, a space, a whole number), found `{}`",
+                        shorten(line, 80)
+                    ),
+                },
             })?;
             ids.clear();
             for frame in stack.split(';') {
@@ -503,6 +517,7 @@ impl Profile {
                 WeightKind::Allocations => Weight::new(count, 0),
                 WeightKind::Bytes => Weight::new(0, count),
             };
+            crate::import::add_to_total(&mut total, weight, file, lineno)?;
             p.add_ids(ids.as_slice(), weight);
         }
         Ok(p)

@@ -41,6 +41,42 @@ pub struct Summary {
     /// ([`crate::pipeline::Output::summary`] fills it). Default is `None`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filtered: Option<crate::pipeline::Filtered>,
+    /// How the recorded run ended (its fields sit at the top level of the JSON). Default is
+    /// [`RunStatus::default`]: no program started, complete.
+    #[serde(flatten)]
+    pub run: RunStatus,
+}
+
+/// How a recorded run ended, in every JSON report (`record`, `count`, `render`, `diff`).
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct RunStatus {
+    /// The started program's status as a shell reports it (`$?`), which allocflame exits
+    /// with: its exit code, or 128 + the signal that killed it. `None` when allocflame started
+    /// no program (attached to a process, read a capture of other tools).
+    pub exit_status: Option<i32>,
+    /// The exit code of a program that exited. Default is `None`.
+    pub exit_code: Option<i32>,
+    /// The signal that killed the program. Default is `None`.
+    pub signal: Option<i32>,
+    /// That signal's name (`SIGTERM`). Default is `None`.
+    pub signal_name: Option<String>,
+    /// Whether the results are partial: the recording ended early (Ctrl-C, a signal killed the
+    /// program, a capture cut short). Default is `false`.
+    pub partial: bool,
+}
+
+impl RunStatus {
+    /// The status of the recording `report` describes.
+    pub fn of(report: &crate::source::RecordReport) -> RunStatus {
+        let exit = report.exit();
+        RunStatus {
+            exit_status: exit.map(crate::source::ProgramExit::shell_status),
+            exit_code: report.exit_code,
+            signal: report.signal,
+            signal_name: report.signal.and_then(crate::source::signal_name),
+            partial: report.interrupted,
+        }
+    }
 }
 
 impl Summary {
@@ -94,6 +130,7 @@ impl Summary {
             top_self: rank(selfw),
             top_total: rank(totalw),
             filtered: None,
+            run: RunStatus::default(),
         }
     }
 }
@@ -110,6 +147,12 @@ impl fmt::Display for Summary {
                 f,
                 "LOST: {} events were lost; the counts above are incomplete",
                 self.lost
+            )?;
+        }
+        if self.run.partial {
+            writeln!(
+                f,
+                "PARTIAL: the recording ended early; the counts cover only part of the run"
             )?;
         }
         if self.skipped > 0 {
@@ -166,8 +209,8 @@ pub struct StackChange {
     pub before: u64,
     /// Its weight after.
     pub after: u64,
-    /// `after - before`.
-    pub delta: i64,
+    /// `after - before` (wide enough for any two `u64` counts: never clamped).
+    pub delta: i128,
 }
 
 /// Every stack of `before` and `after` with its change in `kind`, the largest growth first and
@@ -184,8 +227,7 @@ pub fn diff_stacks(before: &Profile, after: &Profile, kind: crate::WeightKind) -
         .into_iter()
         .filter(|(_, (b, a))| a != b)
         .map(|(stack, (before, after))| StackChange {
-            delta: (after as i128 - before as i128).clamp(i64::MIN as i128, i64::MAX as i128)
-                as i64,
+            delta: after as i128 - before as i128,
             stack,
             before,
             after,

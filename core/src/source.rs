@@ -241,9 +241,13 @@ pub struct RecordReport {
     /// Probe hits inside (or relayed from) another probed call, counted once at that call.
     /// Default is 0.
     pub inner: u64,
-    /// The exit code of a spawned target, or 128 + signal number if it was killed.
+    /// The exit code of a spawned target that exited (`None` when a signal killed it, or when
+    /// the target was attached to). Default is `None`.
     pub exit_code: Option<i32>,
-    /// Whether the recording ended early (Ctrl-C, the target vanished) and the results are partial.
+    /// The signal that killed a spawned target. Default is `None`.
+    pub signal: Option<i32>,
+    /// Whether the recording ended early (Ctrl-C, the target vanished or was killed) and the
+    /// results are partial.
     pub interrupted: bool,
     /// Things the user should know (a probe whose library was not loaded, …).
     pub notes: Vec<String>,
@@ -259,12 +263,139 @@ impl RecordReport {
         }
     }
 
+    /// How the spawned target ended, if it did.
+    pub fn exit(&self) -> Option<ProgramExit> {
+        match (self.signal, self.exit_code) {
+            (Some(sig), _) => Some(ProgramExit::Signal(sig)),
+            (None, Some(code)) => Some(ProgramExit::Code(code)),
+            (None, None) => None,
+        }
+    }
+
+    /// Sets [`exit_code`](Self::exit_code) and [`signal`](Self::signal) from `exit`.
+    pub fn set_exit(&mut self, exit: Option<ProgramExit>) {
+        (self.exit_code, self.signal) = match exit {
+            Some(ProgramExit::Code(c)) => (Some(c), None),
+            Some(ProgramExit::Signal(s)) => (None, Some(s)),
+            None => (None, None),
+        };
+    }
+
     /// The sum over all probes.
     pub fn total(&self) -> Weight {
         self.per_probe
             .iter()
             .fold(Weight::default(), |acc, w| acc + *w)
     }
+}
+
+/// How a started program ended: it exited with a code, or a signal killed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProgramExit {
+    /// It exited (returned from `main`, called `exit`) with this code.
+    Code(i32),
+    /// This signal killed it.
+    Signal(i32),
+}
+
+impl ProgramExit {
+    /// The status a shell reports for it (`$?`): the exit code, or 128 + the signal number.
+    pub fn shell_status(self) -> i32 {
+        match self {
+            ProgramExit::Code(c) => c,
+            ProgramExit::Signal(s) => 128 + s,
+        }
+    }
+}
+
+impl std::fmt::Display for ProgramExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            ProgramExit::Code(c) => write!(f, "exited with status {c}"),
+            ProgramExit::Signal(s) => match signal_name(s) {
+                Some(name) => write!(f, "was killed by {name} (signal {s})"),
+                None => write!(f, "was killed by signal {s}"),
+            },
+        }
+    }
+}
+
+/// The name of signal `sig` on this platform (`SIGTERM`), or `None` for one without a name
+/// here (`SIGRTMIN+3` is named on Linux).
+pub fn signal_name(sig: i32) -> Option<String> {
+    // The same numbers on Linux and macOS.
+    const COMMON: [(i32, &str); 12] = [
+        (1, "SIGHUP"),
+        (2, "SIGINT"),
+        (3, "SIGQUIT"),
+        (4, "SIGILL"),
+        (5, "SIGTRAP"),
+        (6, "SIGABRT"),
+        (8, "SIGFPE"),
+        (9, "SIGKILL"),
+        (11, "SIGSEGV"),
+        (13, "SIGPIPE"),
+        (14, "SIGALRM"),
+        (15, "SIGTERM"),
+    ];
+    #[cfg(target_os = "linux")]
+    const OWN: &[(i32, &str)] = &[
+        (7, "SIGBUS"),
+        (10, "SIGUSR1"),
+        (12, "SIGUSR2"),
+        (16, "SIGSTKFLT"),
+        (17, "SIGCHLD"),
+        (18, "SIGCONT"),
+        (19, "SIGSTOP"),
+        (20, "SIGTSTP"),
+        (21, "SIGTTIN"),
+        (22, "SIGTTOU"),
+        (23, "SIGURG"),
+        (24, "SIGXCPU"),
+        (25, "SIGXFSZ"),
+        (26, "SIGVTALRM"),
+        (27, "SIGPROF"),
+        (28, "SIGWINCH"),
+        (29, "SIGIO"),
+        (30, "SIGPWR"),
+        (31, "SIGSYS"),
+    ];
+    #[cfg(target_vendor = "apple")]
+    const OWN: &[(i32, &str)] = &[
+        (7, "SIGEMT"),
+        (10, "SIGBUS"),
+        (12, "SIGSYS"),
+        (16, "SIGURG"),
+        (17, "SIGSTOP"),
+        (18, "SIGTSTP"),
+        (19, "SIGCONT"),
+        (20, "SIGCHLD"),
+        (21, "SIGTTIN"),
+        (22, "SIGTTOU"),
+        (23, "SIGIO"),
+        (24, "SIGXCPU"),
+        (25, "SIGXFSZ"),
+        (26, "SIGVTALRM"),
+        (27, "SIGPROF"),
+        (28, "SIGWINCH"),
+        (29, "SIGINFO"),
+        (30, "SIGUSR1"),
+        (31, "SIGUSR2"),
+    ];
+    #[cfg(not(any(target_os = "linux", target_vendor = "apple")))]
+    const OWN: &[(i32, &str)] = &[];
+    if let Some((_, name)) = COMMON.iter().chain(OWN).find(|(n, _)| *n == sig) {
+        return Some((*name).to_owned());
+    }
+    // Linux's real-time signals, as the kernel numbers them (glibc keeps 32 and 33).
+    if cfg!(target_os = "linux") && (34..=64).contains(&sig) {
+        return Some(match sig - 34 {
+            0 => "SIGRTMIN".to_owned(),
+            30 => "SIGRTMAX".to_owned(),
+            n => format!("SIGRTMIN+{n}"),
+        });
+    }
+    None
 }
 
 /// A source of allocation events: the one entry shape of every backend.

@@ -34,7 +34,7 @@ fn frame_pointer_capture_with_return_probes() {
     assert_eq!(
         folded(&p, WeightKind::Allocations),
         "allocs;__libc_start_call_main;main;level1;malloc 3\n\
-         allocs;__libc_start_call_main;main;level2;__libc_calloc 5\n\
+         allocs;__libc_start_call_main;main;level2;calloc 5\n\
          allocs;__libc_start_call_main;malloc 2\n"
     );
     assert_eq!(p.total(), Weight::new(10, 0));
@@ -47,9 +47,9 @@ fn dwarf_capture() {
     let p = parse("malloc-calloc-dwarf.txt", &PerfOptions::default());
     assert_eq!(
         folded(&p, WeightKind::Allocations),
-        "allocs;_start;__libc_start_main_impl;__libc_start_call_main;main;__GI___libc_malloc 2\n\
-         allocs;_start;__libc_start_main_impl;__libc_start_call_main;main;level1;alloc_a;__GI___libc_malloc 3\n\
-         allocs;_start;__libc_start_main_impl;__libc_start_call_main;main;level2;alloc_b;__libc_calloc 5\n"
+        "allocs;_start;__libc_start_main_impl;__libc_start_call_main;main;level1;alloc_a;malloc 3\n\
+         allocs;_start;__libc_start_main_impl;__libc_start_call_main;main;level2;alloc_b;calloc 5\n\
+         allocs;_start;__libc_start_main_impl;__libc_start_call_main;main;malloc 2\n"
     );
     assert_eq!(p.skipped, 0);
 }
@@ -62,7 +62,7 @@ fn size_arguments_give_bytes() {
     assert_eq!(
         folded(&p, WeightKind::Bytes),
         "allocs;__libc_start_call_main;main;level1;malloc 300\n\
-         allocs;__libc_start_call_main;main;level2;__libc_calloc 320\n\
+         allocs;__libc_start_call_main;main;level2;calloc 320\n\
          allocs;__libc_start_call_main;malloc 14\n"
     );
 }
@@ -138,8 +138,8 @@ fn nested_calls_counted_once_with_outermost_only() {
     );
     assert_eq!(
         folded(&outer, WeightKind::Allocations),
-        "nested;_start;__libc_start_main_impl;__libc_start_call_main;main;grow;__GI___libc_malloc 4\n\
-         nested;_start;__libc_start_main_impl;__libc_start_call_main;main;grow_array;__GI___libc_reallocarray 2\n"
+        "nested;_start;__libc_start_main_impl;__libc_start_call_main;main;grow;malloc 4\n\
+         nested;_start;__libc_start_main_impl;__libc_start_call_main;main;grow_array;reallocarray 2\n"
     );
     assert_eq!(outer.skipped, 0);
 }
@@ -157,7 +157,7 @@ fn nested_calls_in_frame_pointer_capture() {
     );
     assert_eq!(
         folded(&outer, WeightKind::Allocations),
-        "nested;__libc_start_call_main;main;__libc_reallocarray 2\n\
-         nested;__libc_start_call_main;main;malloc 4\n"
+        "nested;__libc_start_call_main;main;malloc 4\n\
+         nested;__libc_start_call_main;main;reallocarray 2\n"
     );
 }

@@ -52,13 +52,13 @@ fn a_target_that_dies_keeps_what_was_recorded() {
     let dir = TempDir::new("dies");
     let prog = build_c(&dir, "custom_alloc.c");
     let run = record_perf(&[prog.to_str().unwrap(), "500", "die"]).unwrap();
-    assert_eq!(run.report.exit_code, Some(128 + 6), "{:?}", run.report);
+    assert_eq!(run.report.signal, Some(6), "{:?}", run.report);
     assert!(run.report.interrupted);
     assert!(
         run.report
             .notes
             .iter()
-            .any(|n| n.contains("killed by signal 6")),
+            .any(|n| n.contains("killed by SIGABRT (signal 6)")),
         "{:?}",
         run.report.notes
     );

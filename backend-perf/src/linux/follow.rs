@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use allocflame_core::source::ProgramExit;
 use allocflame_core::{Error, Result};
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -205,8 +206,8 @@ pub(crate) struct Shared {
     pub timed: Mutex<Vec<(u64, Synthetic)>>,
     /// Set by the reader to end the tracer thread.
     pub quit: AtomicBool,
-    /// The exit of the spawned program (code, or 128 + signal), once it ended.
-    pub main_exit: Mutex<Option<i32>>,
+    /// The exit of the spawned program, once it ended.
+    pub main_exit: Mutex<Option<ProgramExit>>,
     /// Tasks still traced (the spawned program's threads and the processes it started).
     pub live: AtomicUsize,
     /// Notes for the report.
@@ -684,7 +685,7 @@ fn leaders_of(params: &EventParams, rings: &[Ring]) -> Vec<(i32, RawFd)> {
         .collect()
 }
 
-fn stop_child(pid: i32) -> i32 {
+fn stop_child(pid: i32) -> ProgramExit {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(pid, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -696,11 +697,11 @@ fn stop_child(pid: i32) -> i32 {
     }
     // SAFETY: as above.
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    wait_main(pid, true).unwrap_or(128 + libc::SIGKILL)
+    wait_main(pid, true).unwrap_or(ProgramExit::Signal(libc::SIGKILL))
 }
 
 /// Waits for `pid` (a traced child) to end, resuming it from any ptrace stop on the way.
-fn wait_main(pid: i32, block: bool) -> Option<i32> {
+fn wait_main(pid: i32, block: bool) -> Option<ProgramExit> {
     loop {
         let mut status = 0;
         // SAFETY: waiting for our own (traced) child.
@@ -713,16 +714,13 @@ fn wait_main(pid: i32, block: bool) -> Option<i32> {
         };
         if r <= 0 {
             return if r < 0 {
-                Some(128 + libc::SIGKILL)
+                Some(ProgramExit::Signal(libc::SIGKILL))
             } else {
                 None
             };
         }
-        if libc::WIFEXITED(status) {
-            return Some(libc::WEXITSTATUS(status));
-        }
-        if libc::WIFSIGNALED(status) {
-            return Some(128 + libc::WTERMSIG(status));
+        if let Some(exit) = spawn::exit_of(status) {
+            return Some(exit);
         }
         if libc::WIFSTOPPED(status) {
             let sig = libc::WSTOPSIG(status);
@@ -847,13 +845,8 @@ fn follow(
                 graveyard.extend(ev.into_fds());
             }
             if Some(tid) == spawned {
-                let code = if libc::WIFEXITED(status) {
-                    libc::WEXITSTATUS(status)
-                } else {
-                    128 + libc::WTERMSIG(status)
-                };
                 if let Ok(mut e) = shared.main_exit.lock() {
-                    *e = Some(code);
+                    *e = spawn::exit_of(status);
                 }
             }
             continue;

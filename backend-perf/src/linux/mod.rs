@@ -9,6 +9,7 @@ mod resolve;
 mod spawn;
 mod stopper;
 
+use std::io::Write as _;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use allocflame_core::probes::{catalog, Platform};
-use allocflame_core::source::{RecordOptions, RecordReport, StackSink, Target};
+use allocflame_core::source::{ProgramExit, RecordOptions, RecordReport, StackSink, Target};
 use allocflame_core::{Error, Result};
 
 use crate::capture::{CaptureWriter, End};
@@ -303,7 +304,9 @@ pub(crate) fn record(
             let live_tasks = shared.live.load(Ordering::Relaxed);
             if main_done && live_tasks > 0 && !told_children {
                 told_children = true;
-                eprintln!(
+                // Not eprintln!, which panics when stderr is a closed pipe.
+                let _ = writeln!(
+                    std::io::stderr(),
                     "allocflame: {program} exited; recording the processes it started until they exit (Ctrl-C stops)"
                 );
             }
@@ -339,11 +342,11 @@ pub(crate) fn record(
                 .push(format!("process {main_pid} exited during the recording"));
         }
     } else {
-        report.exit_code = shared.main_exit.lock().ok().and_then(|e| *e);
-        if let Some(c) = report.exit_code.filter(|&c| c > 128 && !interrupted) {
+        let exit = shared.main_exit.lock().ok().and_then(|e| *e);
+        report.set_exit(exit);
+        if let Some(killed @ ProgramExit::Signal(_)) = exit.filter(|_| !interrupted) {
             report.notes.push(format!(
-                "the program was killed by signal {}; the results cover its run until then",
-                c - 128
+                "the program {killed}; the results cover its run until then"
             ));
             report.interrupted = true;
         }
@@ -351,6 +354,7 @@ pub(crate) fn record(
     if let Some(c) = live.capture.take() {
         let end = End {
             exit_code: report.exit_code,
+            signal: report.signal,
             interrupted: report.interrupted,
             notes: report.notes.clone(),
         };

@@ -6,7 +6,10 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use allocflame_core::source::ProgramExit;
 use allocflame_core::{Error, Result};
+
+use crate::inherited::{Inherited, MAX_SIGNAL};
 
 /// A forked child waiting for [`HeldChild::release`] to exec the program.
 pub(crate) struct HeldChild {
@@ -65,7 +68,103 @@ fn pipe() -> io::Result<[i32; 2]> {
     Ok(fds)
 }
 
-/// Forks a child that waits for [`HeldChild::release`] and then execs `argv`.
+/// What the child restores before `exec`, prepared before the fork (the child of a
+/// multi-threaded process may only make async-signal-safe calls, and allocates nothing).
+struct Untouched {
+    /// The mask the user's shell gave allocflame.
+    mask: libc::sigset_t,
+    /// Signals to reset to "ignore" (ignored at start) or "default" (all others: caught by
+    /// allocflame, or ignored by Rust's runtime, as SIGPIPE is).
+    ignore: libc::sigaction,
+    default: libc::sigaction,
+    inherited: Inherited,
+}
+
+impl Untouched {
+    fn new() -> Untouched {
+        let inherited = Inherited::get();
+        // SAFETY: plain C structs, filled through libc's own functions.
+        unsafe {
+            let mut mask: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut mask);
+            for sig in 1..=MAX_SIGNAL {
+                if inherited.blocks(sig) {
+                    libc::sigaddset(&mut mask, sig);
+                }
+            }
+            let mut ignore: libc::sigaction = std::mem::zeroed();
+            ignore.sa_sigaction = libc::SIG_IGN;
+            libc::sigemptyset(&mut ignore.sa_mask);
+            let mut default: libc::sigaction = std::mem::zeroed();
+            default.sa_sigaction = libc::SIG_DFL;
+            libc::sigemptyset(&mut default.sa_mask);
+            Untouched {
+                mask,
+                ignore,
+                default,
+                inherited,
+            }
+        }
+    }
+
+    /// In the child, right before `exec`: the dispositions, mask and standard descriptors the
+    /// user's shell gave allocflame. Only async-signal-safe calls (sigaction, sigprocmask,
+    /// close).
+    ///
+    /// # Safety
+    /// Call only in the forked child.
+    unsafe fn restore(&self) {
+        for sig in 1..=MAX_SIGNAL {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            let action = if self.inherited.ignores(sig) {
+                &self.ignore
+            } else {
+                &self.default
+            };
+            if libc::sigaction(sig, action, std::ptr::null_mut()) != 0 {
+                // glibc keeps signals 32 and 33 for itself and refuses to set them; the kernel
+                // does not.
+                set_raw(sig, action.sa_sigaction);
+            }
+        }
+        libc::sigprocmask(libc::SIG_SETMASK, &self.mask, std::ptr::null_mut());
+        for fd in 0..3 {
+            if self.inherited.closed & (1 << fd) != 0 {
+                libc::close(fd);
+            }
+        }
+    }
+}
+
+/// Sets signal `sig`'s disposition to `handler` (`SIG_IGN` or `SIG_DFL`) with the
+/// `rt_sigaction` system call itself (async-signal-safe).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+unsafe fn set_raw(sig: i32, handler: libc::sighandler_t) {
+    use crate::inherited::KernelSigaction;
+    let action = KernelSigaction {
+        handler,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    libc::syscall(
+        libc::SYS_rt_sigaction,
+        sig,
+        &action as *const KernelSigaction,
+        std::ptr::null_mut::<KernelSigaction>(),
+        std::mem::size_of::<u64>(),
+    );
+}
+
+/// Where the kernel's `struct sigaction` is not known here, such signals stay as they are.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+unsafe fn set_raw(_sig: i32, _handler: libc::sighandler_t) {}
+
+/// Forks a child that waits for [`HeldChild::release`] and then execs `argv` with the signal
+/// dispositions, signal mask and standard descriptors allocflame was started with
+/// ([`Inherited`]), whatever allocflame changed since.
 pub(crate) fn spawn_held(program: &Path, argv: &[OsString]) -> Result<HeldChild> {
     let path = cstr(program.as_os_str().as_bytes())?;
     let args: Vec<CString> = argv
@@ -77,8 +176,9 @@ pub(crate) fn spawn_held(program: &Path, argv: &[OsString]) -> Result<HeldChild>
     let io_err = |e: io::Error| Error::os("cannot start the program", e);
     let go = pipe().map_err(io_err)?;
     let exec_err = pipe().map_err(io_err)?;
+    let untouched = Untouched::new();
     // SAFETY: between fork and exec the child only calls async-signal-safe functions (read,
-    // close, execv, write, _exit) on memory prepared before the fork.
+    // close, sigaction, sigprocmask, execv, write, _exit) on memory prepared before the fork.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(io_err(io::Error::last_os_error()));
@@ -91,6 +191,7 @@ pub(crate) fn spawn_held(program: &Path, argv: &[OsString]) -> Result<HeldChild>
             let mut b = 0u8;
             let n = libc::read(go[0], &mut b as *mut u8 as *mut libc::c_void, 1);
             if n == 1 {
+                untouched.restore();
                 libc::execv(path.as_ptr(), arg_ptrs.as_ptr());
             }
             let e: i32 = *libc::__errno_location();
@@ -153,22 +254,22 @@ impl HeldChild {
     }
 }
 
-/// The exit of a waited-for child: its code, or 128 + the signal that killed it.
-pub(crate) fn try_wait(pid: i32, block: bool) -> Option<i32> {
+/// How a child whose `waitpid` status is `status` ended; `None` if it did not (a stop).
+pub(crate) fn exit_of(status: i32) -> Option<ProgramExit> {
+    if libc::WIFEXITED(status) {
+        Some(ProgramExit::Code(libc::WEXITSTATUS(status)))
+    } else if libc::WIFSIGNALED(status) {
+        Some(ProgramExit::Signal(libc::WTERMSIG(status)))
+    } else {
+        None
+    }
+}
+
+/// Waits for (`block`) or looks at our child `pid`: how it ended; `None` while it runs, or
+/// when it is not our child (any more).
+pub(crate) fn try_wait(pid: i32, block: bool) -> Option<ProgramExit> {
     let mut status = 0;
     // SAFETY: waiting for our own child.
     let r = unsafe { libc::waitpid(pid, &mut status, if block { 0 } else { libc::WNOHANG }) };
-    if r == pid {
-        if libc::WIFEXITED(status) {
-            return Some(libc::WEXITSTATUS(status));
-        }
-        if libc::WIFSIGNALED(status) {
-            return Some(128 + libc::WTERMSIG(status));
-        }
-    }
-    if r < 0 {
-        // Not our child any more (reaped elsewhere): treat as gone.
-        return Some(-1);
-    }
-    None
+    (r == pid).then(|| exit_of(status)).flatten()
 }

@@ -96,7 +96,7 @@ pub fn looks_like_dtrace(line: &str) -> bool {
 /// ```
 pub fn parse_records(text: &str, file: &str) -> Result<Vec<DtraceRecord>> {
     let mut out = Vec::new();
-    scan(text, file, |frames, values| {
+    scan(text, file, |frames, values, _| {
         out.push(DtraceRecord {
             frames: frames.iter().map(|f| drop_offset(f).to_owned()).collect(),
             values: values.to_vec(),
@@ -134,19 +134,20 @@ pub fn parse(text: &str, file: &str, options: &DtraceOptions) -> Result<Profile>
     let mut records = 0u64;
     let mut with_bytes = 0u64;
     let root = options.root.as_deref().map(|r| profile.intern(r));
-    let mut all: Vec<(Vec<&str>, Vec<u64>)> = Vec::new();
-    profile.skipped = scan(text, file, |frames, values| {
-        all.push((frames.to_vec(), values.to_vec()));
+    let mut all: Vec<(Vec<&str>, Vec<u64>, usize)> = Vec::new();
+    profile.skipped = scan(text, file, |frames, values, lineno| {
+        all.push((frames.to_vec(), values.to_vec(), lineno));
     })?;
+    let mut total = Weight::default();
     let probed: rustc_hash::FxHashSet<&str> = if options.outermost_only {
         all.iter()
-            .filter_map(|(frames, _)| frames.first().and_then(|f| symbol(f)))
+            .filter_map(|(frames, _, _)| frames.first().and_then(|f| symbol(f)))
             .map(crate::once::base_name)
             .collect()
     } else {
         Default::default()
     };
-    for (frames, values) in &all {
+    for (frames, values, lineno) in &all {
         // `scan` hands over records with at least one value; a record without any carries no
         // count and is skipped rather than trusted.
         let Some(&allocs) = values.first() else {
@@ -191,7 +192,9 @@ pub fn parse(text: &str, file: &str, options: &DtraceOptions) -> Result<Profile>
         if bytes.is_some() {
             with_bytes += 1;
         }
-        profile.add_ids(ids.as_slice(), Weight::new(allocs, bytes.unwrap_or(0)));
+        let weight = Weight::new(allocs, bytes.unwrap_or(0));
+        super::add_to_total(&mut total, weight, file, *lineno)?;
+        profile.add_ids(ids.as_slice(), weight);
     }
     profile.bytes_known = records > 0 && with_bytes == records;
     profile.lost = drops(text);
@@ -268,7 +271,12 @@ fn parse_values(s: &str, out: &mut Vec<u64>) -> bool {
 
 /// Walks the records of `text`, calling `record(frames leaf first, values)` for each; returns
 /// how many were skipped, or an error if too many were or if there was none.
-fn scan<'t>(text: &'t str, file: &str, mut record: impl FnMut(&[&'t str], &[u64])) -> Result<u64> {
+/// Hands each record (its frames, values and the line of its values) to `record`.
+fn scan<'t>(
+    text: &'t str,
+    file: &str,
+    mut record: impl FnMut(&[&'t str], &[u64], usize),
+) -> Result<u64> {
     let mut frames: Vec<&'t str> = Vec::new();
     let mut values: Vec<u64> = Vec::new();
     let mut text_in_group = false;
@@ -320,6 +328,7 @@ fn scan<'t>(text: &'t str, file: &str, mut record: impl FnMut(&[&'t str], &[u64]
                         &mut text_in_group,
                         &mut records,
                         &mut record,
+                        lineno,
                         &mut |what| bad(lineno, what, &mut skipped),
                     );
                 }
@@ -340,6 +349,7 @@ fn scan<'t>(text: &'t str, file: &str, mut record: impl FnMut(&[&'t str], &[u64]
                     &mut text_in_group,
                     &mut records,
                     &mut record,
+                    lineno,
                     &mut |what| bad(lineno, what, &mut skipped),
                 );
             }
@@ -370,7 +380,8 @@ fn end_record<'t>(
     values: &[u64],
     text_in_group: &mut bool,
     records: &mut u64,
-    record: &mut impl FnMut(&[&'t str], &[u64]),
+    record: &mut impl FnMut(&[&'t str], &[u64], usize),
+    lineno: usize,
     bad: &mut impl FnMut(String),
 ) {
     if *text_in_group {
@@ -379,7 +390,7 @@ fn end_record<'t>(
             shorten(&format!("{values:?}"), 40)
         ));
     } else {
-        record(frames, values);
+        record(frames, values, lineno);
         *records += 1;
     }
     frames.clear();

@@ -11,7 +11,7 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::profile::{Profile, WeightKind};
+use crate::profile::{Profile, Weight, WeightKind};
 
 /// The input formats allocflame reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -140,6 +140,30 @@ pub(crate) fn check_skipped(
             "{message} ({skipped} of {total} {what} could not be read; more than 1% is treated as a wrong or damaged input)"
         ),
     })
+}
+
+/// Adds the weight of the record on `line` of `file` to the input's running `total`: an
+/// input whose counts add up to more than a `u64` holds is an error naming the line where
+/// they do, never a silently saturated total (every sum the profile makes, per stack or per
+/// function, is at most the total).
+pub(crate) fn add_to_total(total: &mut Weight, w: Weight, file: &str, line: usize) -> Result<()> {
+    match total.checked_add(w) {
+        Some(t) => {
+            *total = t;
+            Ok(())
+        }
+        None => Err(Error::Parse {
+            file: file.to_owned(),
+            line,
+            message: format!(
+                "the {} add up to more than {}, the most allocflame can count (the counts up to here: {} allocations, {} bytes)",
+                if total.allocs.checked_add(w.allocs).is_none() { "allocation counts" } else { "byte counts" },
+                u64::MAX,
+                total.allocs,
+                total.bytes
+            ),
+        }),
+    }
 }
 
 /// The length of the `h0123456789abcdef` hash rustc appends to legacy symbol names.

@@ -23,6 +23,12 @@
 //!   [`PerfOptions::event_filter`] or [`PerfOptions::first_event_only`] to narrow;
 //! - events whose name ends in `__return` (what `perf probe 'malloc%return'` creates) are
 //!   function *exits*, not allocations: they are not counted (and not reported as skipped);
+//! - the leaf frame of an entry probe event (trace data `(ADDRESS)`: `probe_libc:calloc`,
+//!   `uprobes:malloc`, any group but USDT's `sdt_*`) is named after the probed function, as
+//!   `allocflame record` names it, whichever of the function's aliases perf printed
+//!   (`__libc_calloc`, `__GI___libc_malloc`, `__posix_memalign`): when perf printed the leaf at
+//!   offset `+0x0`, or without an offset under an alias of that name; a probe inside a
+//!   function (`malloc+16`) keeps perf's name;
 //! - an event's weight is its sample period when perf printed one, else 1;
 //! - a `size=N` field in the event's trace data (a probe defined as
 //!   `perf probe -x libc.so.6 'malloc size=%di:u64'`; decimal or `0x` hex) gives its bytes,
@@ -33,6 +39,8 @@
 //!   `malloc`): with [`PerfOptions::outermost_only`] such a chain counts once;
 //! - frame-pointer stacks (`-g`) taken at a function's entry lack its immediate caller: perf
 //!   never recorded it, so it is not invented here (`--call-graph dwarf` has it);
+//! - counts (and bytes) that add up to more than a `u64` holds are an
+//!   [`crate::Error::Parse`] naming the event's line, never a saturated total;
 //! - an event whose header or a stack line cannot be read is not counted but added to
 //!   [`Profile::skipped`]; if more than 1% of the events are skipped, parsing fails with an
 //!   [`crate::Error::Parse`] naming the first bad line.
@@ -106,7 +114,9 @@ pub fn looks_like_event_header(line: &str) -> bool {
 /// ";
 /// let profile = parse(text, "perf.txt", &PerfOptions::default()).unwrap();
 /// assert_eq!(profile.total(), Weight::new(2, 48));
-/// assert_eq!(profile.folded_lines()[0].0, "app;main;__libc_calloc");
+/// // The leaf is named after the probe, as `allocflame record` names it, not after the alias
+/// // perf picked.
+/// assert_eq!(profile.folded_lines()[0].0, "app;main;calloc");
 /// ```
 pub fn parse(text: &str, file: &str, options: &PerfOptions) -> Result<Profile> {
     let mut parser = Parser::new(file, options);
@@ -313,6 +323,16 @@ struct Parser<'t, 'o> {
     weight: Weight,
     has_size: bool,
     frames: Vec<FrameId>,
+    /// The current event's header line.
+    header_line: usize,
+    /// The frame that names the current event's leaf: its probe's function, for an entry
+    /// probe (`probe_libc:calloc` names the leaf `calloc`, whichever glibc alias perf
+    /// printed), until its first stack line is read.
+    probe_leaf: Option<FrameId>,
+    /// The running total of the counted events, checked for overflow.
+    total: Weight,
+    /// The first error that ends the parse (a count that overflows).
+    error: Option<crate::Error>,
     // Nested calls (outermost_only): per thread, the last uprobe entry event's leaf and the
     // hash of its stack below the leaf.
     last_entry: FxHashMap<&'t str, (FrameId, u64)>,
@@ -355,6 +375,10 @@ impl<'t, 'o> Parser<'t, 'o> {
             weight: Weight::default(),
             has_size: false,
             frames: Vec::new(),
+            header_line: 0,
+            probe_leaf: None,
+            total: Weight::default(),
+            error: None,
             last_entry: FxHashMap::default(),
             tid: "",
             uprobe_entry: false,
@@ -378,7 +402,7 @@ impl<'t, 'o> Parser<'t, 'o> {
     }
 
     fn line(&mut self, raw: &'t str, lineno: usize) {
-        if raw.starts_with('#') {
+        if raw.starts_with('#') || self.error.is_some() {
             return;
         }
         let line = raw.trim_end();
@@ -413,6 +437,8 @@ impl<'t, 'o> Parser<'t, 'o> {
         };
         self.in_event = true;
         self.event_ok = true;
+        self.header_line = lineno;
+        self.probe_leaf = None;
         self.frames.clear();
         self.tid = h.tid;
         self.stack_lines = 0;
@@ -447,11 +473,31 @@ impl<'t, 'o> Parser<'t, 'o> {
         let period = h.period.unwrap_or(1);
         let (size, nmemb) = trace_sizes(h.rest);
         self.has_size = size.is_some();
-        let bytes = size
+        let Some(bytes) = size
             .unwrap_or(0)
-            .saturating_mul(nmemb.unwrap_or(1))
-            .saturating_mul(period);
+            .checked_mul(nmemb.unwrap_or(1))
+            .and_then(|b| b.checked_mul(period))
+        else {
+            self.error = Some(crate::Error::Parse {
+                file: self.file.to_owned(),
+                line: lineno,
+                message: format!(
+                    "the event's bytes ({} × {} × period {period}) are more than {}, the most allocflame can count",
+                    size.unwrap_or(0),
+                    nmemb.unwrap_or(1),
+                    u64::MAX
+                ),
+            });
+            return;
+        };
         self.weight = Weight::new(period, bytes);
+        // The function of an entry probe (`probe_libc:calloc`, `uprobes:malloc`, any group
+        // `perf probe` was given); a USDT probe (`sdt_*`) marks a place inside a function.
+        if let Some((group, function)) = h.event.and_then(|e| e.rsplit_once(':')) {
+            if self.uprobe_entry && !function.is_empty() && !group.starts_with("sdt_") {
+                self.probe_leaf = Some(self.profile.intern(function));
+            }
+        }
         // A one-frame stack may sit on the header line itself.
         if !h.rest.is_empty() {
             if let Some((pc, _, _)) = stack_line_parts(h.rest) {
@@ -546,7 +592,19 @@ impl<'t, 'o> Parser<'t, 'o> {
         };
         // Within one line the frames are root first; lines come leaf first.
         let ids = &self.cached[start as usize..(start + len) as usize];
-        self.frames.extend(ids.iter().rev());
+        let mut ids = ids.iter().rev();
+        if let Some(probe) = self.probe_leaf.take() {
+            if let Some(&leaf) = ids.next() {
+                let named =
+                    if probed_leaf(trimmed, self.profile.name(leaf), self.profile.name(probe)) {
+                        probe
+                    } else {
+                        leaf
+                    };
+                self.frames.push(named);
+            }
+        }
+        self.frames.extend(ids);
     }
 
     /// Tidies one stack line into frames (root first) appended to `self.cached`.
@@ -636,6 +694,14 @@ impl<'t, 'o> Parser<'t, 'o> {
             self.event_ok = false;
         }
         if self.in_event && self.event_ok {
+            if let Err(e) =
+                super::add_to_total(&mut self.total, self.weight, self.file, self.header_line)
+            {
+                self.error = Some(e);
+                self.event_ok = false;
+            }
+        }
+        if self.in_event && self.event_ok {
             self.key_buf.clear();
             self.key_buf.push(self.root);
             self.key_buf.extend(self.frames.iter().rev());
@@ -668,6 +734,9 @@ impl<'t, 'o> Parser<'t, 'o> {
 
     fn finish(mut self) -> Result<Profile> {
         self.end_event();
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
         super::check_skipped(
             self.file,
             self.events,
@@ -731,6 +800,22 @@ fn nested_on_stack(
                 )
         })
         .collect()
+}
+
+/// Whether the leaf stack `line` of an entry probe event of function `probe` is that
+/// function, named `leaf` by perf: perf printed it at offset 0 (`__GI___libc_malloc+0x0`), or
+/// without an offset under one of the function's aliases (`__libc_calloc` for `calloc`). A
+/// probe placed inside a function (`malloc+16`) keeps perf's name.
+fn probed_leaf(line: &str, leaf: &str, probe: &str) -> bool {
+    let Some((_, func, _)) = stack_line_parts(line) else {
+        return false;
+    };
+    match func.rfind("+0x") {
+        Some(i) if func[i + 3..].bytes().all(|b| b.is_ascii_hexdigit()) => {
+            func[i + 3..].bytes().all(|b| b == b'0')
+        }
+        _ => crate::once::base_name(leaf) == crate::once::base_name(probe),
+    }
 }
 
 /// Whether an event's trace data is a uprobe (or kprobe) entry's `(ADDRESS)`.
