@@ -22,6 +22,9 @@ use crate::procfs;
 /// The function the dynamic linker calls after mapping libraries and before running them.
 const DEBUG_STATE: &str = "_dl_debug_state";
 
+/// A probed function found in a file: file offset, size, and the probes placed there.
+type Function = (u64, u64, Vec<usize>);
+
 /// What was learned of one file, once.
 struct Analyzed {
     /// A path to the held file that perf_event_open resolves (`/proc/self/fd/N`).
@@ -187,7 +190,7 @@ impl Discovery {
         file: &File,
         mapped: &Path,
         locate: bool,
-    ) -> (Option<Analyzed>, Vec<(u64, u64, Vec<usize>)>) {
+    ) -> (Option<Analyzed>, Vec<Function>) {
         // SAFETY: read-only mapping of a file we only parse.
         let Ok(map) = (unsafe { memmap2::Mmap::map(file) }) else {
             return (None, Vec::new());
@@ -222,7 +225,7 @@ impl Discovery {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        let mut functions: Vec<(u64, u64, Vec<usize>)> = Vec::new();
+        let mut functions: Vec<Function> = Vec::new();
         if locate {
             for (i, p) in self.probes.iter().enumerate() {
                 let user = self.user.get(i).copied().unwrap_or(true);

@@ -352,7 +352,10 @@ fn resize_task(
     }
     graveyard.extend(std::mem::replace(&mut ev.uprobes, fresh));
     if std::env::var_os("ALLOCFLAME_TIMING").is_some() {
-        eprintln!("allocflame: timing: task {tid}: stack copy {} → {bytes} bytes", ev.stack_bytes);
+        eprintln!(
+            "allocflame: timing: task {tid}: stack copy {} → {bytes} bytes",
+            ev.stack_bytes
+        );
     }
     ev.stack_bytes = bytes;
 }
@@ -742,11 +745,7 @@ fn take_last_stops(tid: i32, spawned: Option<i32>, shared: &Shared, alloc: &Allo
         if !libc::WIFSTOPPED(status) {
             if Some(tid) == spawned {
                 if let Ok(mut e) = shared.main_exit.lock() {
-                    *e = Some(if libc::WIFEXITED(status) {
-                        libc::WEXITSTATUS(status)
-                    } else {
-                        128 + libc::WTERMSIG(status)
-                    });
+                    *e = spawn::exit_of(status);
                 }
             }
             break;
@@ -872,7 +871,7 @@ fn follow(
                 }
             }
             // A new task's first stop: give it events, then let it run.
-            if !tasks.contains_key(&tid) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = tasks.entry(tid) {
                 match open_task(params, tid, leaders, shared) {
                     Ok(mut ev) => {
                         let tgid = tgid_of(tid);
@@ -883,7 +882,7 @@ fn follow(
                             }
                         }
                         arm(params, shared, &mut ev, alloc, tid, tgid, graveyard);
-                        tasks.insert(tid, ev);
+                        slot.insert(ev);
                     }
                     Err((e, _)) => untraced(tid, &e),
                 }
