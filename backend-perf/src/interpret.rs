@@ -179,6 +179,9 @@ pub(crate) struct Interpreter<'o> {
     /// Copies made smaller, and larger (after a cut stack).
     shrunk: u64,
     grown: u64,
+    /// Of the last sample: where its stack is in the record, the bytes of it the unwinder read,
+    /// and whether the copy had ended short (for a capture to keep just those bytes).
+    pub last_stack: Option<(usize, usize, bool)>,
 }
 
 impl<'o> Interpreter<'o> {
@@ -216,6 +219,7 @@ impl<'o> Interpreter<'o> {
             resize: Vec::new(),
             shrunk: 0,
             grown: 0,
+            last_stack: None,
             setup,
         };
         for loc in t.setup.locations.clone() {
@@ -290,6 +294,7 @@ impl<'o> Interpreter<'o> {
 
     /// Handles one raw ring-buffer record.
     pub(crate) fn ring_record(&mut self, rec: &[u8]) {
+        self.last_stack = None;
         let layout = self.setup.layout;
         match record::decode(rec, &layout) {
             Ok(r) => self.record(r),
@@ -469,6 +474,8 @@ impl<'o> Interpreter<'o> {
         // At a function's first instruction the return address is the word at the stack
         // pointer: the immediate caller, whatever the allocator's own unwind info.
         let ret = read_word(sp).unwrap_or(0);
+        let short = stack.len() < s.stack_asked;
+        self.last_stack = Some((s.stack_at, used.get(), short));
         let probe = self.setup.locations[loc].probes[0];
         let args: [u64; 6] = regs::ARGS.map(|i| r[i]);
         let weight = Weight::new(1, self.probes[probe].size.size(&args));
@@ -578,6 +585,7 @@ impl<'o> Interpreter<'o> {
                 return;
             }
         }
+        self.last_stack = Some((s.stack_at, used.get(), short));
         if self.setup.adaptive {
             self.size_copy(tid, s.stack_asked, stack.len(), used.get(), truncated);
         }

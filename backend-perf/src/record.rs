@@ -125,6 +125,33 @@ impl Layout {
     }
 }
 
+/// Sample record `rec` with its stack copy cut to the first `keep` bytes (all an unwinder read
+/// of it), still telling whether the copy had ended short of what was asked (`short`): its size
+/// field then exceeds the bytes copied. `None` when the record has no such stack.
+pub fn trim_stack(rec: &[u8], stack_at: usize, keep: usize, short: bool) -> Option<Vec<u8>> {
+    let word = |at: usize| -> Option<usize> {
+        Some(u64::from_ne_bytes(rec.get(at..at + 8)?.try_into().ok()?) as usize)
+    };
+    if stack_at < 8 {
+        return None;
+    }
+    let size = word(stack_at)?;
+    let copied = word(stack_at.checked_add(8)?.checked_add(size)?)?.min(size);
+    let keep = keep.next_multiple_of(8).min(copied);
+    let new_size = if short { keep + 8 } else { keep };
+    let rest = stack_at + 8 + size + 8;
+    let mut out = Vec::with_capacity(stack_at + new_size + 16 + rec.len().saturating_sub(rest));
+    out.extend_from_slice(&rec[..stack_at]);
+    out.extend_from_slice(&(new_size as u64).to_ne_bytes());
+    out.extend_from_slice(&rec[stack_at + 8..stack_at + 8 + keep]);
+    out.resize(stack_at + 8 + new_size, 0);
+    out.extend_from_slice(&(keep as u64).to_ne_bytes());
+    out.extend_from_slice(rec.get(rest..)?);
+    let len = u16::try_from(out.len()).ok()?;
+    out[6..8].copy_from_slice(&len.to_ne_bytes());
+    Some(out)
+}
+
 /// Why a record could not be decoded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -171,6 +198,8 @@ pub struct Sample<'a> {
     pub stack: &'a [u8],
     /// Bytes of stack the event asked for (the copy is shorter where the stack's memory ends).
     pub stack_asked: usize,
+    /// Where the stack copy's size field is in the record (0: no stack).
+    pub stack_at: usize,
 }
 
 /// A file mapping.
@@ -480,7 +509,9 @@ fn decode_sample<'a>(r: &Reader<'a>, layout: &Layout) -> Result<Sample<'a>, Deco
     }
     let mut stack: &[u8] = &[];
     let mut stack_asked = 0;
+    let mut stack_at = 0;
     if layout.sample_type & sample::STACK_USER != 0 {
+        stack_at = at;
         let size = r.u64(at, "stack size")? as usize;
         stack_asked = size;
         if size > 0 {
@@ -498,6 +529,7 @@ fn decode_sample<'a>(r: &Reader<'a>, layout: &Layout) -> Result<Sample<'a>, Deco
         regs: regs_out,
         stack,
         stack_asked,
+        stack_at,
     })
 }
 

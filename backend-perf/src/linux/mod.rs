@@ -455,7 +455,12 @@ impl Live<'_> {
                 self.interp.ring_record(rec);
                 self.flush_outbox();
                 if let Some(c) = &mut self.capture {
-                    c.ring(rec);
+                    // Of a sample's stack copy, the capture keeps what the unwinder read.
+                    let trimmed = self
+                        .interp
+                        .last_stack
+                        .and_then(|(at, used, short)| record::trim_stack(rec, at, used, short));
+                    c.ring(trimmed.as_deref().unwrap_or(rec));
                 }
             }
             rings[i].consume();
