@@ -53,6 +53,8 @@ pub(crate) struct EventSpec<'a> {
     /// Deepest frame-pointer callchain the kernel records (the hybrid unwinder's tail); 0
     /// records none.
     pub max_callchain: u16,
+    /// Opened disabled, for [`enable`] later.
+    pub disabled: bool,
 }
 
 fn base_attr(layout: &Layout) -> b::perf_event_attr {
@@ -106,6 +108,9 @@ pub(crate) fn open_uprobe(spec: &EventSpec<'_>, pid: i32, cpu: i32) -> io::Resul
     attr.__bindgen_anon_1.sample_period = 1;
     attr.__bindgen_anon_3.uprobe_path = path.as_ptr() as u64;
     attr.__bindgen_anon_4.probe_offset = spec.offset;
+    if spec.disabled {
+        attr.set_disabled(1);
+    }
     if spec.max_callchain > 0 {
         attr.set_exclude_callchain_kernel(1);
         attr.sample_max_stack = spec.max_callchain;
@@ -194,6 +199,12 @@ pub(crate) fn open_ring_owner(layout: &Layout, cpu: i32, wakeup_bytes: u32) -> i
     attr.__bindgen_anon_2.wakeup_watermark = wakeup_bytes;
     attr.set_watermark(1);
     open(&mut attr, -1, cpu)
+}
+
+/// Starts an event opened disabled (PERF_EVENT_IOC_ENABLE).
+pub(crate) fn enable(fd: &OwnedFd) {
+    // SAFETY: an ioctl without argument on a perf fd; an error (already gone) is harmless.
+    unsafe { sys::ioctls::ENABLE(fd.as_raw_fd(), 0) };
 }
 
 /// Stops an event from counting and writing (PERF_EVENT_IOC_DISABLE).

@@ -41,6 +41,9 @@ pub(crate) struct EventParams {
     /// The probes, and which of them are the user's (placed only in a library of their name).
     pub probes: Vec<allocflame_core::probes::Probe>,
     pub user_probe: Vec<bool>,
+    /// Whether uprobe events are opened disabled (while an attach opens those of every
+    /// thread: they start together, and nothing fills the buffers before the reader runs).
+    pub start_disabled: bool,
 }
 
 /// What the tracer learns of the allocators the target maps.
@@ -389,6 +392,7 @@ fn open_location(
                 ..p.layout
             },
             max_callchain: p.max_callchain,
+            disabled: p.start_disabled,
         };
         let fd = events::open_uprobe(&spec, tid, cpu).map_err(|e| {
             fail(
@@ -626,6 +630,15 @@ pub(crate) fn tracer_thread(
                         }
                     }
                 }
+            }
+        }
+    }
+    if params.start_disabled {
+        // The recording of an attached process starts now, in all its threads at once.
+        params.start_disabled = false;
+        for ev in tasks.values() {
+            for fd in &ev.uprobes {
+                events::enable(fd);
             }
         }
     }

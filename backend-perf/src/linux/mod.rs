@@ -143,6 +143,17 @@ pub(crate) fn record(
         .clamp(64, 65528)
         & !7;
     let buffer_bytes = source.buffer_bytes.unwrap_or(64 << 20);
+    // A buffer holds a few samples at least.
+    let fit = ((buffer_bytes / 4) as u32).clamp(64, 65528) & !7;
+    let stack_bytes = if stack_bytes > fit {
+        report.notes.push(format!(
+            "the stack copy is {fit} bytes, what a {} KiB buffer holds four of",
+            buffer_bytes / 1024
+        ));
+        fit
+    } else {
+        stack_bytes
+    };
     // Opt-in: the kernel's frame-pointer callchain continues a stack past the copied bytes
     // (it costs ~0.8 µs per allocation here, as much as the rest of the sample).
     let max_callchain = if options.stacks && source.kernel_callchain {
@@ -216,6 +227,7 @@ pub(crate) fn record(
         open_paths: locs.iter().map(|l| l.path.clone()).collect(),
         probes: options.probes.clone(),
         user_probe: user_probe.clone(),
+        start_disabled: false,
         locs: locs.clone(),
         layout,
         max_callchain,
