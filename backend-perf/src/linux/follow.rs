@@ -575,6 +575,7 @@ pub(crate) fn tracer_thread(
                 &mut alloc,
                 main_pid,
             );
+            params.start_disabled = true;
             // What the process maps now, stamped before any of its events exists.
             let now = events::now_ns();
             if let Ok(mut q) = shared.timed.lock() {
