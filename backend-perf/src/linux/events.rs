@@ -8,7 +8,6 @@
 //! with ptrace (see `follow.rs`) and get events of their own before they run. Closing the fds removes the probes: nothing is left in
 //! the kernel when allocflame dies, even by SIGKILL.
 
-use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
@@ -18,6 +17,7 @@ use allocflame_core::{Error, Result};
 use perf_event_open_sys as sys;
 use sys::bindings as b;
 
+use super::uprobes::Uprobes;
 use crate::record::{regs, Layout};
 
 /// PERF_FORMAT_ID | PERF_FORMAT_LOST: `read()` gives the count, the id and the samples lost.
@@ -46,7 +46,8 @@ pub(crate) fn uprobe_pmu_type() -> Result<u32> {
 
 /// How to open one uprobe event.
 pub(crate) struct EventSpec<'a> {
-    pub pmu: u32,
+    /// The recording's uprobe events (tracefs probes or the uprobe PMU, see `uprobes.rs`).
+    pub uprobes: &'a Uprobes,
     pub path: &'a Path,
     pub offset: u64,
     pub layout: Layout,
@@ -76,7 +77,8 @@ fn base_attr(layout: &Layout) -> b::perf_event_attr {
     attr
 }
 
-fn open(attr: &mut b::perf_event_attr, pid: i32, cpu: i32) -> io::Result<OwnedFd> {
+/// Opens the event `attr` describes on task `pid` (-1: every task) on `cpu` (-1: any CPU).
+pub(crate) fn open_attr(attr: &mut b::perf_event_attr, pid: i32, cpu: i32) -> io::Result<OwnedFd> {
     loop {
         // SAFETY: `attr` is a fully initialized perf_event_attr; pointers in it outlive the call.
         let fd = unsafe {
@@ -99,18 +101,18 @@ fn open(attr: &mut b::perf_event_attr, pid: i32, cpu: i32) -> io::Result<OwnedFd
 
 /// Opens a uprobe event on task `pid` on `cpu`.
 pub(crate) fn open_uprobe(spec: &EventSpec<'_>, pid: i32, cpu: i32) -> io::Result<OwnedFd> {
-    let path = CString::new(spec.path.as_os_str().as_encoded_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    spec.uprobes.open(spec, pid, cpu)
+}
+
+/// The attributes of a uprobe event as `spec` says, but for its type and what it probes.
+pub(crate) fn uprobe_attr(spec: &EventSpec<'_>) -> b::perf_event_attr {
     let mut attr = base_attr(&spec.layout);
-    attr.type_ = spec.pmu;
     attr.__bindgen_anon_1.sample_period = 1;
-    attr.__bindgen_anon_3.uprobe_path = path.as_ptr() as u64;
-    attr.__bindgen_anon_4.probe_offset = spec.offset;
     if spec.max_callchain > 0 {
         attr.set_exclude_callchain_kernel(1);
         attr.sample_max_stack = spec.max_callchain;
     }
-    open(&mut attr, pid, cpu)
+    attr
 }
 
 /// Opens the event that reports task `pid`'s mappings, names, forks and exits on `cpu` (a
@@ -124,7 +126,7 @@ pub(crate) fn open_side(layout: &Layout, pid: i32, cpu: i32) -> io::Result<Owned
     attr.set_comm(1);
     attr.set_comm_exec(1);
     attr.set_task(1);
-    open(&mut attr, pid, cpu)
+    open_attr(&mut attr, pid, cpu)
 }
 
 /// Opens the owner of `cpu`'s ring buffer: a CPU-wide dummy event that records nothing itself
@@ -135,7 +137,7 @@ pub(crate) fn open_ring_owner(layout: &Layout, cpu: i32, wakeup_bytes: u32) -> i
     attr.config = b::PERF_COUNT_SW_DUMMY as u64;
     attr.__bindgen_anon_2.wakeup_watermark = wakeup_bytes;
     attr.set_watermark(1);
-    open(&mut attr, -1, cpu)
+    open_attr(&mut attr, -1, cpu)
 }
 
 /// Stops an event from counting and writing (PERF_EVENT_IOC_DISABLE).

@@ -23,7 +23,7 @@ use crate::record::{Layout, Synthetic};
 /// How events are opened for a task.
 #[derive(Clone)]
 pub(crate) struct EventParams {
-    pub pmu: u32,
+    pub uprobes: Arc<super::uprobes::Uprobes>,
     pub locs: Vec<Location>,
     pub layout: Layout,
     pub max_callchain: u16,
@@ -150,7 +150,7 @@ fn open_task(
         ev.side.push(side);
         for (li, loc) in p.locs.iter().enumerate() {
             let spec = EventSpec {
-                pmu: p.pmu,
+                uprobes: &p.uprobes,
                 path: &loc.path,
                 offset: loc.offset,
                 layout: p.layout,
