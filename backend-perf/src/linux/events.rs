@@ -5,8 +5,8 @@
 //! tasks). No `inherit`: a uprobe-PMU event re-reads `attr.uprobe_path` as a pointer into the
 //! *forking task's* memory when it is inherited, so after the target's exec every clone() and
 //! fork() of the target would fail with EFAULT. New threads and children are instead caught
-//! with ptrace (see `follow.rs`) and get events of their own before they run. Closing the fds removes the probes: nothing is left in
-//! the kernel when allocflame dies, even by SIGKILL.
+//! with ptrace (see `follow.rs`) and get events of their own before they run. What a uprobe event is
+//! opened on (a tracefs probe or the uprobe PMU), and how it is released, is `uprobes.rs`'s.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -353,8 +353,9 @@ pub(crate) fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Releases perf event fds without waiting: a uprobe-PMU event's release waits for RCU grace
-/// periods (~70 ms each, serialized in the kernel), so a short-lived grandchild process takes
+/// Releases perf event fds without waiting (the uprobe-PMU route, see `uprobes.rs`): a
+/// uprobe-PMU event's release waits for RCU grace periods (~80 ms each, serialized in the
+/// kernel), so a short-lived grandchild process takes
 /// over the last references and exits, which closes them in the background. Our own copies
 /// then close at once. The grandchild keeps no other fd (no pipe of ours stays open) and is
 /// reparented to init, so no caller ever sees it as a child. If forking fails, the fds are
