@@ -129,3 +129,30 @@ fn a_run_right_after_another_is_not_held_by_its_release() {
         "the second run took {second:.2} s, the first {first:.2} s"
     );
 }
+
+#[test]
+fn the_uprobe_pmu_route_still_counts_exactly_and_says_what_its_release_costs() {
+    if !uprobes_available() {
+        return;
+    }
+    // Its slow background release must not land on the back-to-back test's second run.
+    let _serial = exclusive();
+    let dir = TempDir::new("release-pmu");
+    let prog = build_c(&dir, "alloc_counts.c");
+    let out = Command::new(bin())
+        .env("ALLOCFLAME_UPROBES", "pmu")
+        .args(["count", "--json", "--"])
+        .arg(&prog)
+        .arg("4000")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["probes"]["malloc"]["count"], 4000, "{json}");
+    assert_eq!(json["lost"], 0, "{json}");
+    assert!(
+        stderr.contains("through the uprobe PMU (ALLOCFLAME_UPROBES=pmu)"),
+        "{stderr}"
+    );
+}

@@ -53,8 +53,10 @@ pub(crate) struct Uprobes {
 
 struct State {
     route: Route,
-    /// Ids of the events opened through the uprobe PMU (slow to release).
+    /// Ids of the events opened through the uprobe PMU (slow to release), until released.
     pmu_ids: FxHashSet<u64>,
+    /// How many events were opened through the uprobe PMU.
+    pmu_events: usize,
     /// Why the uprobe PMU was used, once.
     pmu_why: Option<String>,
 }
@@ -75,6 +77,7 @@ impl Uprobes {
             state: Mutex::new(State {
                 route: Route::Untried,
                 pmu_ids: FxHashSet::default(),
+                pmu_events: 0,
                 pmu_why: None,
             }),
         }
@@ -120,6 +123,7 @@ impl Uprobes {
         attr.__bindgen_anon_3.uprobe_path = path.as_ptr() as u64;
         attr.__bindgen_anon_4.probe_offset = spec.offset;
         let fd = events::open_attr(&mut attr, pid, cpu)?;
+        st.pmu_events += 1;
         if let Ok(id) = events::event_id(&fd) {
             st.pmu_ids.insert(id);
         }
@@ -129,7 +133,7 @@ impl Uprobes {
     /// What the report should say: events opened through the uprobe PMU are slow to release.
     pub(crate) fn notes(&self) -> Vec<String> {
         let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match (&st.pmu_why, st.pmu_ids.len()) {
+        match (&st.pmu_why, st.pmu_events) {
             (Some(why), n) if n > 0 => vec![format!(
                 "{n} uprobe events were opened through the uprobe PMU ({why}): the kernel releases them one by one, ~70 ms each, in the background after allocflame returns; a process that was attached runs with its breakpoints until then, and the next recording waits behind them (as root, with tracefs mounted, the release is immediate)"
             )],
