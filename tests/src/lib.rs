@@ -325,6 +325,27 @@ pub fn uprobe_events() -> String {
     }
 }
 
+/// Whether every probe in tracefs' `uprobe_events` now was already there in `before` (an
+/// earlier [`uprobe_events`]): nothing was added and left behind. Probes that went since (a
+/// previous recording's, deleted in the background) do not count.
+pub fn no_probe_added_since(before: &str) -> bool {
+    uprobe_events()
+        .lines()
+        .all(|l| before.lines().any(|b| b == l))
+}
+
+/// Whether allocflame can place its probes through tracefs (root, tracefs mounted at
+/// `/sys/kernel/tracing`), which is what makes their release immediate; otherwise says the test
+/// is skipped and returns `false`, except under `CI=true`, where that is a failure.
+pub fn tracefs_writable() -> bool {
+    let path = Path::new("/sys/kernel/tracing/uprobe_events");
+    std::fs::OpenOptions::new().append(true).open(path).is_ok()
+        || skip(&format!(
+            "{} writable (root; `mount -t tracefs nodev /sys/kernel/tracing`)",
+            path.display()
+        ))
+}
+
 /// The first byte of `malloc` in process `pid`'s memory, and in its libc file: a uprobe in
 /// place shows as int3 (0xcc) in the process. Relies on glibc's text segment having equal file
 /// offsets and addresses, as Debian's has.

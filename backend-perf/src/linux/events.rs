@@ -5,10 +5,9 @@
 //! tasks). No `inherit`: a uprobe-PMU event re-reads `attr.uprobe_path` as a pointer into the
 //! *forking task's* memory when it is inherited, so after the target's exec every clone() and
 //! fork() of the target would fail with EFAULT. New threads and children are instead caught
-//! with ptrace (see `follow.rs`) and get events of their own before they run. Closing the fds removes the probes: nothing is left in
-//! the kernel when allocflame dies, even by SIGKILL.
+//! with ptrace (see `follow.rs`) and get events of their own before they run. What a uprobe event is
+//! opened on (a tracefs probe or the uprobe PMU), and how it is released, is `uprobes.rs`'s.
 
-use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
@@ -18,6 +17,7 @@ use allocflame_core::{Error, Result};
 use perf_event_open_sys as sys;
 use sys::bindings as b;
 
+use super::uprobes::Uprobes;
 use crate::record::{regs, Layout};
 
 /// PERF_FORMAT_ID | PERF_FORMAT_LOST: `read()` gives the count, the id and the samples lost.
@@ -46,7 +46,8 @@ pub(crate) fn uprobe_pmu_type() -> Result<u32> {
 
 /// How to open one uprobe event.
 pub(crate) struct EventSpec<'a> {
-    pub pmu: u32,
+    /// The recording's uprobe events (tracefs probes or the uprobe PMU, see `uprobes.rs`).
+    pub uprobes: &'a Uprobes,
     pub path: &'a Path,
     pub offset: u64,
     pub layout: Layout,
@@ -78,7 +79,8 @@ fn base_attr(layout: &Layout) -> b::perf_event_attr {
     attr
 }
 
-fn open(attr: &mut b::perf_event_attr, pid: i32, cpu: i32) -> io::Result<OwnedFd> {
+/// Opens the event `attr` describes on task `pid` (-1: every task) on `cpu` (-1: any CPU).
+pub(crate) fn open_attr(attr: &mut b::perf_event_attr, pid: i32, cpu: i32) -> io::Result<OwnedFd> {
     loop {
         // SAFETY: `attr` is a fully initialized perf_event_attr; pointers in it outlive the call.
         let fd = unsafe {
@@ -101,13 +103,13 @@ fn open(attr: &mut b::perf_event_attr, pid: i32, cpu: i32) -> io::Result<OwnedFd
 
 /// Opens a uprobe event on task `pid` on `cpu`.
 pub(crate) fn open_uprobe(spec: &EventSpec<'_>, pid: i32, cpu: i32) -> io::Result<OwnedFd> {
-    let path = CString::new(spec.path.as_os_str().as_encoded_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    spec.uprobes.open(spec, pid, cpu)
+}
+
+/// The attributes of a uprobe event as `spec` says, but for its type and what it probes.
+pub(crate) fn uprobe_attr(spec: &EventSpec<'_>) -> b::perf_event_attr {
     let mut attr = base_attr(&spec.layout);
-    attr.type_ = spec.pmu;
     attr.__bindgen_anon_1.sample_period = 1;
-    attr.__bindgen_anon_3.uprobe_path = path.as_ptr() as u64;
-    attr.__bindgen_anon_4.probe_offset = spec.offset;
     if spec.disabled {
         attr.set_disabled(1);
     }
@@ -115,7 +117,7 @@ pub(crate) fn open_uprobe(spec: &EventSpec<'_>, pid: i32, cpu: i32) -> io::Resul
         attr.set_exclude_callchain_kernel(1);
         attr.sample_max_stack = spec.max_callchain;
     }
-    open(&mut attr, pid, cpu)
+    attr
 }
 
 /// The `sig_data` of the events that stop a task for the recorder (`si_perf_data`).
@@ -123,43 +125,33 @@ pub(crate) const TRAP_DATA: u64 = 0x616c_6c6f_6366_6c6d;
 
 /// Opens a uprobe event on task `pid` that sends it SIGTRAP (TRAP_PERF) at each hit, for the
 /// tracer to stop it there; the kernel removes it at the task's next exec.
-pub(crate) fn open_trap(pmu: u32, path: &Path, offset: u64, pid: i32) -> io::Result<OwnedFd> {
-    let path = CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let mut attr = b::perf_event_attr {
-        size: std::mem::size_of::<b::perf_event_attr>() as u32,
-        type_: pmu,
-        sig_data: TRAP_DATA,
-        // Read like the others at the end (its id is neither a probe's nor a side event's).
-        read_format: if counts_lost() {
-            READ_FORMAT
-        } else {
-            READ_FORMAT & !(1 << 4)
-        },
-        ..Default::default()
-    };
-    attr.__bindgen_anon_1.sample_period = 1;
-    attr.__bindgen_anon_3.uprobe_path = path.as_ptr() as u64;
-    attr.__bindgen_anon_4.probe_offset = offset;
-    attr.set_sigtrap(1);
-    attr.set_remove_on_exec(1);
-    attr.set_exclude_kernel(1);
-    attr.set_exclude_hv(1);
-    open(&mut attr, pid, -1)
-}
-
-/// Opens a uprobe event on task `pid` that records nothing, for a BPF program to run at.
-pub(crate) fn open_bare_uprobe(
-    pmu: u32,
+pub(crate) fn open_trap(
+    uprobes: &Uprobes,
     path: &Path,
     offset: u64,
     pid: i32,
 ) -> io::Result<OwnedFd> {
-    let path = CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut attr = bare_attr();
+    attr.sig_data = TRAP_DATA;
+    attr.set_sigtrap(1);
+    uprobes.open_with(path, offset, attr, pid, -1)
+}
+
+/// Opens a uprobe event on task `pid` that records nothing, for a BPF program to run at.
+pub(crate) fn open_bare_uprobe(
+    uprobes: &Uprobes,
+    path: &Path,
+    offset: u64,
+    pid: i32,
+) -> io::Result<OwnedFd> {
+    uprobes.open_with(path, offset, bare_attr(), pid, -1)
+}
+
+/// A uprobe event that samples nothing, gone at the task's next exec, read like the others at
+/// the end (its id is neither a probe's nor a side event's).
+fn bare_attr() -> b::perf_event_attr {
     let mut attr = b::perf_event_attr {
         size: std::mem::size_of::<b::perf_event_attr>() as u32,
-        type_: pmu,
         read_format: if counts_lost() {
             READ_FORMAT
         } else {
@@ -168,12 +160,10 @@ pub(crate) fn open_bare_uprobe(
         ..Default::default()
     };
     attr.__bindgen_anon_1.sample_period = 1;
-    attr.__bindgen_anon_3.uprobe_path = path.as_ptr() as u64;
-    attr.__bindgen_anon_4.probe_offset = offset;
     attr.set_remove_on_exec(1);
     attr.set_exclude_kernel(1);
     attr.set_exclude_hv(1);
-    open(&mut attr, pid, -1)
+    attr
 }
 
 /// Opens the event that reports task `pid`'s mappings, names, forks and exits on `cpu` (a
@@ -187,7 +177,7 @@ pub(crate) fn open_side(layout: &Layout, pid: i32, cpu: i32) -> io::Result<Owned
     attr.set_comm(1);
     attr.set_comm_exec(1);
     attr.set_task(1);
-    open(&mut attr, pid, cpu)
+    open_attr(&mut attr, pid, cpu)
 }
 
 /// Opens the owner of `cpu`'s ring buffer: a CPU-wide dummy event that records nothing itself
@@ -198,7 +188,7 @@ pub(crate) fn open_ring_owner(layout: &Layout, cpu: i32, wakeup_bytes: u32) -> i
     attr.config = b::PERF_COUNT_SW_DUMMY as u64;
     attr.__bindgen_anon_2.wakeup_watermark = wakeup_bytes;
     attr.set_watermark(1);
-    open(&mut attr, -1, cpu)
+    open_attr(&mut attr, -1, cpu)
 }
 
 /// Starts an event opened disabled (PERF_EVENT_IOC_ENABLE).
@@ -420,8 +410,9 @@ pub(crate) fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Releases perf event fds without waiting: a uprobe-PMU event's release waits for RCU grace
-/// periods (~70 ms each, serialized in the kernel), so a short-lived grandchild process takes
+/// Releases perf event fds without waiting (the uprobe-PMU route, see `uprobes.rs`): a
+/// uprobe-PMU event's release waits for RCU grace periods (~80 ms each, serialized in the
+/// kernel), so a short-lived grandchild process takes
 /// over the last references and exits, which closes them in the background. Our own copies
 /// then close at once. The grandchild keeps no other fd (no pipe of ours stays open) and is
 /// reparented to init, so no caller ever sees it as a child. If forking fails, the fds are

@@ -26,7 +26,7 @@ use crate::record::{Layout, Synthetic};
 /// How events are opened for a task.
 #[derive(Clone)]
 pub(crate) struct EventParams {
-    pub pmu: u32,
+    pub uprobes: Arc<super::uprobes::Uprobes>,
     /// The probe locations: those found before the start, then those found in what the
     /// target maps.
     pub locs: Vec<Location>,
@@ -178,9 +178,11 @@ fn arm(
         return;
     };
     let opened = match &alloc.stopper {
-        Some(stopper) => events::open_bare_uprobe(params.pmu, &ds.open_path, ds.offset, tid)
+        Some(stopper) => events::open_bare_uprobe(&params.uprobes, &ds.open_path, ds.offset, tid)
             .and_then(|fd| stopper.attach(&fd).map(|_| fd)),
-        None if alloc.sigtrap_stops => events::open_trap(params.pmu, &ds.open_path, ds.offset, tid),
+        None if alloc.sigtrap_stops => {
+            events::open_trap(&params.uprobes, &ds.open_path, ds.offset, tid)
+        }
         None => return,
     };
     match opened {
@@ -384,7 +386,7 @@ fn open_location(
     let mut ids = Vec::new();
     for &(cpu, leader) in leaders {
         let spec = EventSpec {
-            pmu: p.pmu,
+            uprobes: &p.uprobes,
             path: &p.open_paths[li],
             offset: loc.offset,
             layout: Layout {

@@ -8,6 +8,7 @@ mod follow;
 mod resolve;
 mod spawn;
 mod stopper;
+mod uprobes;
 
 use std::io::Write as _;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -133,6 +134,7 @@ pub(crate) fn record(
         }
     };
     let pmu = events::uprobe_pmu_type()?;
+    let uprobes = Arc::new(uprobes::Uprobes::new(pmu));
     let stack_bytes = source
         .stack_bytes
         .unwrap_or(if options.stacks {
@@ -223,7 +225,7 @@ pub(crate) fn record(
     phase("probes located");
     raise_fd_limit();
     let params = follow::EventParams {
-        pmu,
+        uprobes: uprobes.clone(),
         open_paths: locs.iter().map(|l| l.path.clone()).collect(),
         probes: options.probes.clone(),
         user_probe: user_probe.clone(),
@@ -248,12 +250,12 @@ pub(crate) fn record(
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             let fds = tracer_thread.join().unwrap_or_default();
-            events::release_in_background(fds, Vec::new());
+            uprobes.release(fds, Vec::new());
             return Err(e);
         }
         Err(_) => {
             let fds = tracer_thread.join().unwrap_or_default();
-            events::release_in_background(fds, Vec::new());
+            uprobes.release(fds, Vec::new());
             return Err(Error::Backend(
                 "the tracer thread ended unexpectedly".into(),
             ));
@@ -341,8 +343,11 @@ pub(crate) fn record(
     }
     live.counters(&event_fds);
     phase("buffers drained, counters read");
-    // The probes go away in the background (their release is slow; see `events.rs`).
-    events::release_in_background(event_fds, rings);
+    // No breakpoint of ours is left in any process after this; what the kernel still has to
+    // do (a few grace periods per probe) happens in the background (see `uprobes.rs`).
+    uprobes.release(event_fds, rings);
+    phase("probes released");
+    report.notes.extend(uprobes.notes());
     if let Ok(mut n) = shared.notes.lock() {
         report.notes.append(&mut n);
     }

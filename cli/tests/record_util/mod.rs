@@ -5,8 +5,8 @@
 #![allow(unused_imports)]
 
 pub use allocflame_tests::{
-    build_c, exclusive, malloc_first_bytes, proc_state, programs_dir, tracer_pid, uprobe_events,
-    uprobes_available, wait_until, TempDir, WAIT,
+    build_c, exclusive, malloc_first_bytes, no_probe_added_since, proc_state, programs_dir,
+    tracefs_writable, tracer_pid, uprobe_events, uprobes_available, wait_until, TempDir, WAIT,
 };
 
 /// The `allocflame` binary built for these tests.
