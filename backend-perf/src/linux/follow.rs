@@ -601,6 +601,13 @@ pub(crate) fn tracer_thread(
                             continue;
                         }
                         let tracer = procfs::tracer_of(tid);
+                        // SAFETY: gettid has no preconditions.
+                        let me = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
+                        if tracer == me {
+                            // Born of a thread seized already: ours, and it stops for us at
+                            // its start like any new thread.
+                            continue;
+                        }
                         if tracer != 0 {
                             // Already traced (a debugger): record the threads that exist,
                             // without following new ones.
