@@ -4,27 +4,24 @@
 
 mod record_util;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, Read};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use record_util::*;
 
-struct Target {
-    child: Child,
-    pid: u32,
+struct Target(PidPrinter);
+
+impl std::ops::Deref for Target {
+    type Target = PidPrinter;
+    fn deref(&self) -> &PidPrinter {
+        &self.0
+    }
 }
 
 impl Target {
     fn start(dir: &TempDir) -> Target {
-        let prog = build_c(dir, "wait_loop.c");
-        let mut child = Command::new(&prog).stdout(Stdio::piped()).spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let pid = line.trim().parse().unwrap();
-        Target { child, pid }
+        Target(PidPrinter::start(&build_c(dir, "wait_loop.c"), &[]))
     }
 
     fn running_untraced(&self) -> bool {
@@ -54,13 +51,6 @@ impl Target {
             WAIT,
             || malloc_first_bytes(self.pid).is_some_and(|(live, file)| live == file),
         );
-    }
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -262,15 +252,9 @@ fn a_target_that_keeps_loading_libraries_survives_a_sigkilled_allocflame() {
         .status()
         .unwrap();
     assert!(built.success());
-    let mut child = Command::new(&prog)
-        .arg(&lib)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut target = PidPrinter::start(&prog, &[lib.as_os_str()]);
+    let pid = target.pid;
     let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let pid: u32 = line.trim().parse().unwrap();
     let mut rec = Command::new(bin())
         .args(["record", "-p", &pid.to_string(), "-o"])
         .arg(dir.join("k.svg"))
@@ -286,7 +270,7 @@ fn a_target_that_keeps_loading_libraries_survives_a_sigkilled_allocflame() {
     // A few hundred more loads while traced, then SIGKILL.
     for _ in 0..3 {
         line.clear();
-        out.read_line(&mut line).unwrap();
+        target.stdout.read_line(&mut line).unwrap();
     }
     rec.kill().unwrap();
     rec.wait().unwrap();
@@ -296,10 +280,11 @@ fn a_target_that_keeps_loading_libraries_survives_a_sigkilled_allocflame() {
     // It goes on loading: five more progress lines (500 loads), and it is still running.
     for _ in 0..5 {
         line.clear();
-        let n = out.read_line(&mut line).unwrap();
-        assert!(n > 0, "the target ended: {:?}", child.try_wait());
+        let n = target.stdout.read_line(&mut line).unwrap();
+        assert!(n > 0, "the target ended: {:?}", target.child.try_wait());
     }
-    assert!(child.try_wait().unwrap().is_none(), "the target ended");
-    let _ = child.kill();
-    let _ = child.wait();
+    assert!(
+        target.child.try_wait().unwrap().is_none(),
+        "the target ended"
+    );
 }

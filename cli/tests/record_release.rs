@@ -6,35 +6,17 @@
 
 mod record_util;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use record_util::*;
 
 /// `thread_churn`: a target that keeps creating short-lived threads.
-struct Churn {
-    child: Child,
-    pid: u32,
-}
+struct Churn;
 
 impl Churn {
-    fn start(dir: &TempDir) -> Churn {
-        let prog = build_c(dir, "thread_churn.c");
-        let mut child = Command::new(&prog).stdout(Stdio::piped()).spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let pid = line.trim().parse().unwrap();
-        Churn { child, pid }
-    }
-}
-
-impl Drop for Churn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn start(dir: &TempDir) -> PidPrinter {
+        PidPrinter::start(&build_c(dir, "thread_churn.c"), &[])
     }
 }
 

@@ -76,32 +76,16 @@ fn tgid_of(tid: i32) -> i32 {
 /// `sig_data`, or the BPF program's SIGTRAP (SI_KERNEL) with the task inside the dynamic
 /// linker's code (`text`).
 fn is_our_trap(tid: i32, text: Option<&[(u64, u64)]>) -> bool {
-    // SAFETY: PTRACE_GETSIGINFO writes one siginfo_t of a stopped tracee.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    let r = unsafe {
-        libc::ptrace(
-            libc::PTRACE_GETSIGINFO,
-            tid,
-            std::ptr::null_mut::<libc::c_void>(),
-            &mut info as *mut libc::siginfo_t as *mut libc::c_void,
-        )
+    let Some(info) = ptrace_get::<libc::siginfo_t>(libc::PTRACE_GETSIGINFO, tid) else {
+        return false;
     };
-    if r != 0 || info.si_signo != libc::SIGTRAP {
+    if info.si_signo != libc::SIGTRAP {
         return false;
     }
     if info.si_code == libc::SI_KERNEL {
         let Some(text) = text else { return false };
-        // SAFETY: PTRACE_GETREGS writes one user_regs_struct of a stopped tracee.
-        let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
-        let r = unsafe {
-            libc::ptrace(
-                libc::PTRACE_GETREGS,
-                tid,
-                std::ptr::null_mut::<libc::c_void>(),
-                &mut regs as *mut libc::user_regs_struct as *mut libc::c_void,
-            )
-        };
-        return r == 0 && text.iter().any(|&(s, e)| regs.rip >= s && regs.rip < e);
+        let regs = ptrace_get::<libc::user_regs_struct>(libc::PTRACE_GETREGS, tid);
+        return regs.is_some_and(|r| text.iter().any(|&(s, e)| r.rip >= s && r.rip < e));
     }
     if info.si_code != TRAP_PERF {
         return false;
@@ -110,6 +94,23 @@ fn is_our_trap(tid: i32, text: Option<&[(u64, u64)]>) -> bool {
     // SAFETY: siginfo_t is 128 plain bytes.
     let words: [u64; 16] = unsafe { std::mem::transmute(info) };
     words[3] == events::TRAP_DATA
+}
+
+/// What ptrace request `req` (GETSIGINFO, GETREGS, GETEVENTMSG) writes of stopped tracee
+/// `tid`.
+fn ptrace_get<T: Copy>(req: libc::c_uint, tid: i32) -> Option<T> {
+    // SAFETY: T is a plain C struct or integer that the request writes whole; all-zero is a
+    // valid value of it.
+    let mut out: T = unsafe { std::mem::zeroed() };
+    let r = unsafe {
+        libc::ptrace(
+            req,
+            tid,
+            std::ptr::null_mut::<libc::c_void>(),
+            &mut out as *mut T as *mut libc::c_void,
+        )
+    };
+    (r == 0).then_some(out)
 }
 
 /// si_code of a perf event's SIGTRAP.
@@ -913,16 +914,8 @@ fn follow(
             ptrace_cont(libc::PTRACE_CONT, tid, 0);
         } else if event == libc::PTRACE_EVENT_EXEC {
             // A non-leader thread that exec'd took over the leader's id; its old id is gone.
-            let mut former: libc::c_ulong = 0;
-            // SAFETY: GETEVENTMSG writes one unsigned long.
-            unsafe {
-                libc::ptrace(
-                    libc::PTRACE_GETEVENTMSG,
-                    tid,
-                    std::ptr::null_mut::<libc::c_void>(),
-                    &mut former as *mut libc::c_ulong as *mut libc::c_void,
-                )
-            };
+            let former =
+                ptrace_get::<libc::c_ulong>(libc::PTRACE_GETEVENTMSG, tid).unwrap_or(tid as _);
             if former as i32 != tid {
                 if let Some(ev) = tasks.remove(&(former as i32)) {
                     tasks.insert(tid, ev);
@@ -964,17 +957,8 @@ fn follow(
         } else if event != 0 {
             // PTRACE_EVENT_CLONE / FORK / VFORK at the parent: the new task reports its own
             // first stop; from now on we wait for it too.
-            let mut new_pid: libc::c_ulong = 0;
-            // SAFETY: GETEVENTMSG writes one unsigned long.
-            let ok = unsafe {
-                libc::ptrace(
-                    libc::PTRACE_GETEVENTMSG,
-                    tid,
-                    std::ptr::null_mut::<libc::c_void>(),
-                    &mut new_pid as *mut libc::c_ulong as *mut libc::c_void,
-                )
-            } == 0;
-            if ok && new_pid > 0 && !known.contains(&(new_pid as i32)) {
+            let new_pid = ptrace_get::<libc::c_ulong>(libc::PTRACE_GETEVENTMSG, tid).unwrap_or(0);
+            if new_pid > 0 && !known.contains(&(new_pid as i32)) {
                 known.push(new_pid as i32);
                 alloc.parent.insert(new_pid as i32, tgid_of(tid));
             }

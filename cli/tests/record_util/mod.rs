@@ -2,7 +2,7 @@
 //! `tests/programs/`, checking the kernel facility, reading /proc) is the `allocflame-tests`
 //! crate's.
 // Each test binary uses a different part of these.
-#![allow(unused_imports)]
+#![allow(unused_imports, dead_code)]
 
 pub use allocflame_tests::{
     build_c, exclusive, malloc_first_bytes, no_probe_added_since, proc_state, programs_dir,
@@ -12,4 +12,36 @@ pub use allocflame_tests::{
 /// The `allocflame` binary built for these tests.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_allocflame")
+}
+
+/// A running program that printed its pid on its first line of stdout (the rest of its
+/// stdout stays readable); killed when dropped.
+pub struct PidPrinter {
+    pub child: std::process::Child,
+    pub pid: u32,
+    pub stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl PidPrinter {
+    /// Starts `prog` with `args` and reads its pid.
+    pub fn start(prog: &std::path::Path, args: &[&std::ffi::OsStr]) -> PidPrinter {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(prog)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let pid = line.trim().parse().unwrap();
+        PidPrinter { child, pid, stdout }
+    }
+}
+
+impl Drop for PidPrinter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
