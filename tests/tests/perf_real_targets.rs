@@ -351,3 +351,42 @@ fn debian_git_perl_python3_and_cc1_record_with_complete_stacks() {
         );
     }
 }
+
+#[test]
+fn a_rust_program_with_mimalloc_as_global_allocator_is_recorded_without_probe_options() {
+    if !uprobes_available() || !tool_available("cargo", "the Rust toolchain") {
+        return;
+    }
+    let dir = TempDir::new("mimalloc");
+    // Built the way `cargo build --release` builds it; the mimalloc crate comes from crates.io.
+    let manifest = programs_dir().join("rust_mimalloc/Cargo.toml");
+    compile(
+        Command::new("cargo")
+            .args(["build", "-q", "--release", "--locked", "--manifest-path"])
+            .arg(&manifest)
+            .arg("--target-dir")
+            .arg(dir.path()),
+    );
+    let prog = dir.join("release/rust_mimalloc");
+    let run = record_perf(&[prog.to_str().unwrap(), &N.to_string()]).unwrap();
+    let dump = run.dump();
+    assert_eq!(run.report.exit_code, Some(0), "{:?}", run.report);
+    assert_eq!(run.report.lost, 0, "{dump}");
+    // Box::new goes to mi_malloc_aligned, vec![0; n] to mi_zalloc_aligned: both count as malloc.
+    // (The library's frames are not demangled: `_ZN13rust_mimalloc8make_box17h…E`.)
+    let from = |function: &str| -> u64 {
+        run.lines
+            .iter()
+            .filter(|(l, _)| l.ends_with(";malloc"))
+            .filter(|(l, _)| l.rsplit(';').nth(1).is_some_and(|f| f.contains(function)))
+            .map(|(_, w)| w.allocs)
+            .sum()
+    };
+    assert_eq!(from("13rust_mimalloc8make_box"), N, "{dump}");
+    assert_eq!(from("13rust_mimalloc11make_zeroed"), N / 4, "{dump}");
+    assert!(
+        noted(&run, "mi_malloc_aligned (as malloc)"),
+        "{:?}",
+        run.report.notes
+    );
+}

@@ -22,8 +22,8 @@ use crate::procfs;
 /// The function the dynamic linker calls after mapping libraries and before running them.
 const DEBUG_STATE: &str = "_dl_debug_state";
 
-/// A probed function found in a file: file offset, size, and the probes placed there.
-type Function = (u64, u64, Vec<usize>);
+/// A probed function found in a file: file offset, size, the probes placed there, its name.
+type Function = (u64, u64, Vec<usize>, String);
 
 /// What was learned of one file, once.
 struct Analyzed {
@@ -157,8 +157,14 @@ impl Discovery {
             }
             if !functions.is_empty() {
                 let mut names: Vec<String> = Vec::new();
-                for (offset, size, probes) in functions {
-                    names.extend(probes.iter().map(|&p| self.probes[p].function.clone()));
+                for (offset, size, probes, symbol) in functions {
+                    names.extend(probes.iter().map(|&p| {
+                        let f = &self.probes[p].function;
+                        match *f == symbol {
+                            true => f.clone(),
+                            false => format!("{symbol} (as {f})"),
+                        }
+                    }));
                     out.locations.push((
                         Location {
                             path: mapped.to_path_buf(),
@@ -234,12 +240,21 @@ impl Discovery {
                 {
                     continue;
                 }
-                let Some(&(off, size)) = defined.get(p.function.as_str()) else {
-                    continue;
+                // The function itself; else, for the catalog's, an allocator's own names of
+                // it (an allocator that defines both forwards one to the other).
+                let names: &[&str] = match defined.contains_key(p.function.as_str()) {
+                    true => &[p.function.as_str()],
+                    false if !user => prefixed(&p.function),
+                    false => &[],
                 };
-                match functions.iter_mut().find(|f| f.0 == off) {
-                    Some(f) => f.2.push(i),
-                    None => functions.push((off, size, vec![i])),
+                for name in names {
+                    let Some(&(off, size)) = defined.get(name) else {
+                        continue;
+                    };
+                    match functions.iter_mut().find(|f| f.0 == off) {
+                        Some(f) => f.2.push(i),
+                        None => functions.push((off, size, vec![i], (*name).to_owned())),
+                    }
                 }
             }
         }
@@ -248,6 +263,35 @@ impl Discovery {
             debug_state: defined.get(DEBUG_STATE).map(|&(off, _)| off),
         };
         (Some(analyzed), functions)
+    }
+}
+
+/// The names allocators linked into a program under their own prefix give a catalog function,
+/// with its arguments in the same places (the size where the catalog's probe reads it): mimalloc
+/// (`mi_`, what Rust's `mimalloc` crate calls, `_aligned` with the alignment after the size) and
+/// jemalloc built with a prefix (`_rjem_`, Rust's `tikv-jemallocator`; `mallocx`/`rallocx` take
+/// flags after the size). A zeroing `mi_zalloc*` counts as `malloc`: its size is its first
+/// argument, not a count times a size.
+fn prefixed(function: &str) -> &'static [&'static str] {
+    match function {
+        "malloc" => &[
+            "mi_malloc",
+            "mi_malloc_aligned",
+            "mi_zalloc",
+            "mi_zalloc_aligned",
+            "_rjem_malloc",
+            "_rjem_mallocx",
+        ],
+        "calloc" => &["mi_calloc", "_rjem_calloc"],
+        "realloc" => &[
+            "mi_realloc",
+            "mi_realloc_aligned",
+            "_rjem_realloc",
+            "_rjem_rallocx",
+        ],
+        "posix_memalign" => &["mi_posix_memalign", "_rjem_posix_memalign"],
+        "aligned_alloc" => &["mi_aligned_alloc", "_rjem_aligned_alloc"],
+        _ => &[],
     }
 }
 
