@@ -110,6 +110,18 @@ struct StackUse {
     pending: bool,
 }
 
+impl StackUse {
+    fn new(asked: usize) -> StackUse {
+        StackUse {
+            asked,
+            samples: 0,
+            used: 0,
+            headroom: usize::MAX,
+            pending: false,
+        }
+    }
+}
+
 /// Samples of a thread after which its copy is sized to what they used: a thread that
 /// allocates this much is one whose cost matters, and one whose stacks have shown their depth
 /// (a compiler's or an interpreter's deepest stacks come well after its first ones).
@@ -621,21 +633,13 @@ impl<'o> Interpreter<'o> {
     /// Adaptive copies: a thread whose stack was cut gets a copy four times larger; one whose
     /// stacks used less than half of theirs over [`SIZING_SAMPLES`] gets what they need.
     fn size_copy(&mut self, tid: u32, asked: usize, copied: usize, used: usize, cut: bool) {
-        let u = self.stack_use.entry(tid).or_insert(StackUse {
-            asked,
-            samples: 0,
-            used: 0,
-            headroom: usize::MAX,
-            pending: false,
-        });
+        let u = self
+            .stack_use
+            .entry(tid)
+            .or_insert_with(|| StackUse::new(asked));
         if u.asked != asked {
-            *u = StackUse {
-                asked,
-                samples: 0,
-                used: 0,
-                headroom: usize::MAX,
-                pending: false,
-            };
+            // Samples of the new size: counted afresh.
+            *u = StackUse::new(asked);
         }
         if u.pending {
             return;

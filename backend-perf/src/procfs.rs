@@ -142,6 +142,14 @@ pub fn tracer_of(tid: i32) -> u32 {
         .unwrap_or(0)
 }
 
+/// The thread group (process) of task `tid`; `tid` itself when /proc does not say.
+pub fn tgid_of(tid: i32) -> i32 {
+    std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()
+        .and_then(|s| parse_status_field(&s, "Tgid")?.parse().ok())
+        .unwrap_or(tid)
+}
+
 /// Whether a SIGTRAP is pending for task `tid` (its own pending set, `SigPnd`).
 pub fn trap_pending(tid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{tid}/status"))

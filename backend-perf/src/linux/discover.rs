@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use allocflame_core::probes::Probe;
 use object::{Object, ObjectSegment, ObjectSymbol};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::resolve::matches_library;
 use crate::interpret::Location;
@@ -69,6 +69,9 @@ pub(crate) struct Discovery {
     user: Vec<bool>,
     files: FxHashMap<(u64, u64), Option<Analyzed>>,
     held: Vec<Arc<File>>,
+    /// The symbol names looked for: the probes' functions, allocators' own names of them,
+    /// `_dl_debug_state`.
+    wanted: FxHashSet<String>,
     /// The functions probed in the files of the initial locations, said once a process maps
     /// them.
     unsaid: FxHashMap<(u64, u64), Vec<String>>,
@@ -84,6 +87,15 @@ impl Discovery {
             user: user.to_vec(),
             files: FxHashMap::default(),
             held: Vec::new(),
+            wanted: probes
+                .iter()
+                .flat_map(|p| {
+                    std::iter::once(p.function.as_str())
+                        .chain(prefixed(&p.function).iter().copied())
+                })
+                .chain([DEBUG_STATE])
+                .map(str::to_owned)
+                .collect(),
             unsaid: FxHashMap::default(),
         };
         for loc in initial {
@@ -214,14 +226,14 @@ impl Discovery {
                 .find(|&&(va, _, size)| addr >= va && addr < va + size)
                 .map(|&(va, off, _)| addr - va + off)
         };
-        // Defined functions by name: the dynamic table first (what other objects bind to),
+        // The functions looked for, by name: the dynamic table first (what other objects bind to),
         // then the full one (a static executable has only that).
         let mut defined: FxHashMap<&str, (u64, u64)> = FxHashMap::default();
         for sym in obj.dynamic_symbols().chain(obj.symbols()) {
             if sym.is_undefined() || sym.address() == 0 || sym.kind() != object::SymbolKind::Text {
                 continue;
             }
-            if let Ok(name) = sym.name() {
+            if let Some(name) = sym.name().ok().filter(|n| self.wanted.contains(*n)) {
                 if let Some(off) = file_offset(sym.address()) {
                     defined.entry(name).or_insert((off, sym.size()));
                 }

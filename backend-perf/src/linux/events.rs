@@ -26,6 +26,16 @@ const READ_FORMAT: u64 = (1 << 2) | (1 << 4);
 /// Whether this kernel knows PERF_FORMAT_LOST (Linux ≥ 6.0); cleared on the first EINVAL.
 static FORMAT_LOST: AtomicBool = AtomicBool::new(true);
 
+/// What `read()` of an event gives: the count and id, and its lost samples where the kernel
+/// counts them.
+fn read_format() -> u64 {
+    if counts_lost() {
+        READ_FORMAT
+    } else {
+        READ_FORMAT & !(1 << 4)
+    }
+}
+
 /// Whether events report their own lost samples (PERF_FORMAT_LOST).
 pub(crate) fn counts_lost() -> bool {
     FORMAT_LOST.load(Ordering::Relaxed)
@@ -65,11 +75,7 @@ fn base_attr(layout: &Layout) -> b::perf_event_attr {
         sample_regs_user: regs::mask(),
         sample_stack_user: layout.stack_bytes,
         clockid: libc::CLOCK_MONOTONIC,
-        read_format: if counts_lost() {
-            READ_FORMAT
-        } else {
-            READ_FORMAT & !(1 << 4)
-        },
+        read_format: read_format(),
         ..Default::default()
     };
     attr.set_use_clockid(1);
@@ -152,11 +158,7 @@ pub(crate) fn open_bare_uprobe(
 fn bare_attr() -> b::perf_event_attr {
     let mut attr = b::perf_event_attr {
         size: std::mem::size_of::<b::perf_event_attr>() as u32,
-        read_format: if counts_lost() {
-            READ_FORMAT
-        } else {
-            READ_FORMAT & !(1 << 4)
-        },
+        read_format: read_format(),
         ..Default::default()
     };
     attr.__bindgen_anon_1.sample_period = 1;

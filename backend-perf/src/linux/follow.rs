@@ -64,14 +64,6 @@ struct Allocators {
     sigtrap_stops: bool,
 }
 
-/// The thread group of task `tid`.
-fn tgid_of(tid: i32) -> i32 {
-    std::fs::read_to_string(format!("/proc/{tid}/status"))
-        .ok()
-        .and_then(|s| procfs::parse_status_field(&s, "Tgid")?.parse().ok())
-        .unwrap_or(tid)
-}
-
 /// Whether the signal stop of `tid` is our own stop at its dynamic linker: TRAP_PERF with our
 /// `sig_data`, or the BPF program's SIGTRAP (SI_KERNEL) with the task inside the dynamic
 /// linker's code (`text`).
@@ -94,6 +86,14 @@ fn is_our_trap(tid: i32, text: Option<&[(u64, u64)]>) -> bool {
     // SAFETY: siginfo_t is 128 plain bytes.
     let words: [u64; 16] = unsafe { std::mem::transmute(info) };
     words[3] == events::TRAP_DATA
+}
+
+impl Allocators {
+    /// Whether the signal stop of `tid` is our own stop at its dynamic linker.
+    fn is_stop(&self, tid: i32) -> bool {
+        let text = self.traps.get(&procfs::tgid_of(tid)).map(|d| &d.text[..]);
+        is_our_trap(tid, text)
+    }
 }
 
 /// What ptrace request `req` (GETSIGINFO, GETREGS, GETEVENTMSG) writes of stopped tracee
@@ -126,7 +126,7 @@ fn rescan(
     alloc: &mut Allocators,
     tid: i32,
 ) {
-    let tgid = tgid_of(tid);
+    let tgid = procfs::tgid_of(tid);
     let Scan {
         opened,
         locations,
@@ -778,9 +778,7 @@ fn take_last_stops(tid: i32, spawned: Option<i32>, shared: &Shared, alloc: &Allo
         if event == libc::PTRACE_EVENT_STOP {
             break;
         }
-        let ours = event == 0
-            && sig == libc::SIGTRAP
-            && is_our_trap(tid, alloc.traps.get(&tgid_of(tid)).map(|d| &d.text[..]));
+        let ours = event == 0 && sig == libc::SIGTRAP && alloc.is_stop(tid);
         ptrace_cont(
             libc::PTRACE_CONT,
             tid,
@@ -898,7 +896,7 @@ fn follow(
             if let std::collections::hash_map::Entry::Vacant(slot) = tasks.entry(tid) {
                 match open_task(params, tid, leaders, shared) {
                     Ok(mut ev) => {
-                        let tgid = tgid_of(tid);
+                        let tgid = procfs::tgid_of(tid);
                         // A forked child maps what its parent maps.
                         if let Some(parent) = alloc.parent.remove(&tid) {
                             if let Some(t) = alloc.traps.get(&parent).cloned() {
@@ -960,12 +958,10 @@ fn follow(
             let new_pid = ptrace_get::<libc::c_ulong>(libc::PTRACE_GETEVENTMSG, tid).unwrap_or(0);
             if new_pid > 0 && !known.contains(&(new_pid as i32)) {
                 known.push(new_pid as i32);
-                alloc.parent.insert(new_pid as i32, tgid_of(tid));
+                alloc.parent.insert(new_pid as i32, procfs::tgid_of(tid));
             }
             ptrace_cont(libc::PTRACE_CONT, tid, 0);
-        } else if sig == libc::SIGTRAP
-            && is_our_trap(tid, alloc.traps.get(&tgid_of(tid)).map(|d| &d.text[..]))
-        {
+        } else if sig == libc::SIGTRAP && alloc.is_stop(tid) {
             // Stopped at its dynamic linker, which just mapped libraries (none has run yet).
             rescan(params, leaders, shared, tasks, alloc, tid);
             ptrace_cont(libc::PTRACE_CONT, tid, 0);
