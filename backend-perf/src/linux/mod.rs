@@ -175,7 +175,7 @@ pub(crate) fn record(
         .map(|p| !builtin.contains(p))
         .collect();
 
-    let (start, pid_hint, comm, deadline) = match target {
+    let (start, pid_hint, comm, duration) = match target {
         Target::Spawn { argv } => {
             let Some(program) = argv.first() else {
                 return Err(Error::Invalid("no program given to record".into()));
@@ -202,17 +202,20 @@ pub(crate) fn record(
                 )));
             }
             let comm = procfs::comm(*pid).unwrap_or_else(|| format!("pid {pid}"));
-            let deadline = match duration {
-                Some(d) => Some(Instant::now().checked_add(*d).ok_or_else(|| {
-                    Error::Invalid(format!("--duration {} s is too long", d.as_secs_f64()))
-                })?),
-                None => None,
-            };
+            // Checked now: the deadline itself is set once the probes are in place.
+            if let Some(d) = duration {
+                if Instant::now().checked_add(*d).is_none() {
+                    return Err(Error::Invalid(format!(
+                        "--duration {} s is too long",
+                        d.as_secs_f64()
+                    )));
+                }
+            }
             (
                 follow::Start::Attach { pid: *pid },
                 Some(*pid),
                 comm,
-                deadline,
+                *duration,
             )
         }
     };
@@ -264,15 +267,7 @@ pub(crate) fn record(
     let main_pid = started.main_pid;
     let mut rings = started.rings;
     // An attach's duration counts from when its probes are in place.
-    let deadline = match (target, deadline) {
-        (
-            Target::Attach {
-                duration: Some(d), ..
-            },
-            Some(_),
-        ) => Instant::now().checked_add(*d),
-        _ => deadline,
-    };
+    let deadline = duration.and_then(|d| Instant::now().checked_add(d));
     phase("events open, program started");
     let setup = Setup {
         probes: options.probes.iter().map(|p| p.to_string()).collect(),
