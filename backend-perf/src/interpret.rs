@@ -190,8 +190,7 @@ pub(crate) struct Interpreter<'o> {
     stack_use: FxHashMap<u32, StackUse>,
     /// New copy sizes (thread, bytes) for the recorder to give threads (adaptive copies).
     pub resize: Vec<(u32, u32)>,
-    /// Copies made smaller, and larger (after a cut stack).
-    shrunk: u64,
+    /// Threads whose copy was made larger after a cut stack.
     grown: u64,
     /// Of the last sample: where its stack is in the record, the bytes of it the unwinder read,
     /// and whether the copy had ended short (for a capture to keep just those bytes).
@@ -231,7 +230,6 @@ impl<'o> Interpreter<'o> {
             outbox: Vec::new(),
             stack_use: FxHashMap::default(),
             resize: Vec::new(),
-            shrunk: 0,
             grown: 0,
             last_stack: None,
             setup,
@@ -489,6 +487,7 @@ impl<'o> Interpreter<'o> {
         // pointer: the immediate caller, whatever the allocator's own unwind info.
         let ret = read_word(sp).unwrap_or(0);
         let short = stack.len() < s.stack_asked;
+        // (Also for the returns below that read nothing more.)
         self.last_stack = Some((s.stack_at, used.get(), short));
         let probe = self.setup.locations[loc].probes[0];
         let args: [u64; 6] = regs::ARGS.map(|i| r[i]);
@@ -545,7 +544,7 @@ impl<'o> Interpreter<'o> {
                     Err(framehop::Error::CouldNotReadStack(a)) => {
                         break a < sp
                             || a.saturating_sub(sp) < (stack.len() as u64).saturating_sub(8)
-                            || stack.len() < s.stack_asked
+                            || short
                     }
                     Err(_) => break true,
                 }
@@ -631,7 +630,8 @@ impl<'o> Interpreter<'o> {
     }
 
     /// Adaptive copies: a thread whose stack was cut gets a copy four times larger; one whose
-    /// stacks used less than half of theirs over [`SIZING_SAMPLES`] gets what they need.
+    /// stacks over [`SIZING_SAMPLES`] could do with half its copy or less ([`sized_copy`]) gets
+    /// that.
     fn size_copy(&mut self, tid: u32, asked: usize, copied: usize, used: usize, cut: bool) {
         let u = self
             .stack_use
@@ -663,7 +663,6 @@ impl<'o> Interpreter<'o> {
             if size * 2 <= asked {
                 self.resize.push((tid, size as u32));
                 u.pending = true;
-                self.shrunk += 1;
             } else {
                 u.samples = 0;
             }

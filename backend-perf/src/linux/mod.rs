@@ -22,7 +22,7 @@ use allocflame_core::source::{ProgramExit, RecordOptions, RecordReport, StackSin
 use allocflame_core::{Error, Result};
 
 use crate::capture::{CaptureWriter, End};
-use crate::interpret::{Interpreter, Setup};
+use crate::interpret::{Interpreter, Setup, MAX_STACK_BYTES};
 use crate::objects::Opener;
 use crate::procfs;
 use crate::record::{self, Layout, Synthetic};
@@ -142,11 +142,11 @@ pub(crate) fn record(
         } else {
             1024
         })
-        .clamp(64, 65528)
+        .clamp(64, MAX_STACK_BYTES)
         & !7;
     let buffer_bytes = source.buffer_bytes.unwrap_or(64 << 20);
     // A buffer holds a few samples at least.
-    let fit = ((buffer_bytes / 4) as u32).clamp(64, 65528) & !7;
+    let fit = ((buffer_bytes / 4) as u32).clamp(64, MAX_STACK_BYTES) & !7;
     let stack_bytes = if stack_bytes > fit {
         report.notes.push(format!(
             "the stack copy is {fit} bytes, what a {} KiB buffer holds four of",
