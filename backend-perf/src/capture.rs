@@ -46,12 +46,16 @@ pub struct End {
 
 /// Writes a raw capture. A write error stops the capture (not the recording) and is kept for
 /// the report.
+// Written only by the Linux recorder.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) struct CaptureWriter {
     path: PathBuf,
     out: Option<BufWriter<std::fs::File>>,
     pub error: Option<String>,
 }
 
+// Written only by the Linux recorder.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 impl CaptureWriter {
     pub(crate) fn create(path: &Path, setup: &Setup) -> Result<Self> {
         let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;

@@ -16,6 +16,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::objects::{Mapping, NormFrame, Objects, Opener, Process};
+use crate::prologue::Base;
 use crate::record::{self, regs, Layout, Record, Sample, Synthetic};
 
 /// A probed function located in a file.
@@ -244,6 +245,14 @@ impl<'o> Interpreter<'o> {
     }
 
     fn add_ranges(&mut self, loc: &Location) {
+        // A marker (a request handler) is no allocator: what is allocated inside it counts.
+        if loc
+            .probes
+            .iter()
+            .all(|&p| self.probes.get(p).is_some_and(|p| p.marker))
+        {
+            return;
+        }
         let range = (loc.offset, loc.offset + loc.size.max(1));
         match loc.inode {
             Some(inode) => self.ranges_by_inode.entry(inode).or_default().push(range),
@@ -258,21 +267,29 @@ impl<'o> Interpreter<'o> {
     }
 
     /// The setup it was made with (and the locations added since).
+    // Used by the Linux recorder only.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn setup(&self) -> &Setup {
         &self.setup
     }
 
     /// The probe location of event `id`, if it is one of the recording's uprobe events.
+    // Used by the Linux recorder only.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn location_of(&self, id: u64) -> Option<usize> {
         self.ids.get(&id).copied()
     }
 
     /// Whether event `id` is one of the recording's side-record events.
+    // Used by the Linux recorder only.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn is_side_event(&self, id: u64) -> bool {
         self.side_ids.contains(&id)
     }
 
     /// Allocations counted so far.
+    // Used by the Linux recorder only.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn counted(&self) -> u64 {
         self.ledger.counted
     }
@@ -395,11 +412,12 @@ impl<'o> Interpreter<'o> {
             path,
             inode,
             (start, end),
-            &mut |path, inode, build_id| {
+            &mut |path, inode, build_id, seen_at| {
                 outbox.push(Synthetic::Object {
                     path: path.to_path_buf(),
                     inode,
                     build_id,
+                    seen_at,
                 })
             },
         );
@@ -491,6 +509,12 @@ impl<'o> Interpreter<'o> {
         self.last_stack = Some((s.stack_at, used.get(), short));
         let probe = self.setup.locations[loc].probes[0];
         let args: [u64; 6] = regs::ARGS.map(|i| r[i]);
+        if self.probes[probe].marker {
+            // A call of the unit of work: counted, no allocation, no stack.
+            self.per_probe[probe].allocs += 1;
+            self.ledger.counted += 1;
+            return;
+        }
         let weight = Weight::new(1, self.probes[probe].size.size(&args));
 
         // Counted once, part 1: the inner half of a tail-call relay (realloc(NULL) → malloc).
@@ -524,10 +548,34 @@ impl<'o> Interpreter<'o> {
                 let Some(addr) = FrameAddress::from_return_address(at) else {
                     break true;
                 };
-                match proc_
-                    .unwinder
-                    .unwind_frame(addr, &mut regs, &mut self.cache, &mut read_stack)
-                {
+                // A function without CFI (Swift -O's nounwind functions): its frame as its
+                // code tells it, else as the unwinder can (which walks frame pointers there).
+                let unwound = match proc_.rule_without_cfi(&self.objects, at) {
+                    Some(rule) => {
+                        let slot = match rule.base {
+                            Base::Rsp(n) => regs.sp().wrapping_add(n),
+                            Base::Rbp(n) => regs.bp().wrapping_add(n),
+                        };
+                        let bp = match rule.saved_rbp {
+                            Some(below) => read_stack(slot.wrapping_sub(below)),
+                            None => Ok(regs.bp()),
+                        };
+                        match (read_stack(slot), bp) {
+                            (Ok(next), Ok(bp)) => {
+                                regs = UnwindRegsX86_64::new(next, slot + 8, bp);
+                                Ok(Some(next))
+                            }
+                            _ => Err(framehop::Error::CouldNotReadStack(slot)),
+                        }
+                    }
+                    None => proc_.unwinder.unwind_frame(
+                        addr,
+                        &mut regs,
+                        &mut self.cache,
+                        &mut read_stack,
+                    ),
+                };
+                match unwound {
                     // One frame more than kept: the stack goes on past the limit.
                     Ok(Some(next)) if next != 0 && self.addrs.len() >= max_depth => {
                         capped = true;
@@ -792,9 +840,9 @@ impl<'o> Interpreter<'o> {
             ));
         }
         if self.capped > 0 {
-            report.notes.push(format!(
-                "{} stacks were deeper than {} frames and end in `[deeper than {} frames]` at the root side",
-                self.capped, self.setup.max_depth, self.setup.max_depth
+            report.notes.push(allocflame_core::source::deeper_than_note(
+                self.capped,
+                self.setup.max_depth,
             ));
         }
         if self.ledger.inner > 0 {
@@ -810,7 +858,9 @@ impl<'o> Interpreter<'o> {
             return RawFrame::symbol("[stack truncated]");
         }
         if f.file == CAPPED {
-            return RawFrame::symbol(&format!("[deeper than {} frames]", self.setup.max_depth));
+            return RawFrame::symbol(&allocflame_core::source::deeper_than_frame(
+                self.setup.max_depth,
+            ));
         }
         match self.objects.entries.get(f.file as usize) {
             Some(e) => match &e.object {
@@ -1043,6 +1093,55 @@ mod tests {
         let (lines, report) = profile(i);
         assert!(lines.is_empty(), "{lines:?}");
         assert_eq!(report.inner, 1);
+    }
+
+    #[test]
+    fn a_marker_counts_calls_and_leaves_the_allocations_inside_it_alone() {
+        // The catalog and a marker on the program's `handle` (prog + 0x2000 .. 0x2100).
+        let mut s = setup();
+        let marker = s.probes.len();
+        let probe = allocflame_core::probes::Probe::marker(PROG, "handle");
+        s.probes.push(probe.to_string());
+        s.locations.push(Location {
+            path: PROG.into(),
+            offset: 0x2000,
+            size: 0x100,
+            probes: vec![marker],
+            inode: None,
+        });
+        let mut i = with_ids(s);
+        for (path, start) in [(LIBC, 0x7000_0000u64), (PROG, 0x40_0000)] {
+            i.synthetic(&Synthetic::Mapping {
+                pid: 10,
+                start,
+                end: start + 0x10_0000,
+                pgoff: 0,
+                inode: None,
+                path: path.into(),
+            });
+        }
+        for _ in 0..2 {
+            i.ring_record(&sample(10, 10, marker, [0; 6], 0x7ffe_0000, 0x40_1000));
+        }
+        // malloc called from inside `handle`: an allocation, not an inner call.
+        i.ring_record(&sample(
+            10,
+            10,
+            loc("malloc"),
+            [32, 0, 0, 0, 0, 0],
+            0x7ffe_0000,
+            0x40_2040,
+        ));
+        let mut report = RecordReport::new("perf", marker + 1);
+        let mut sink = Collector::new(&[]);
+        i.finish(&mut report, &mut sink);
+        let lines = sink.finish().folded_lines();
+        assert_eq!(lines.len(), 1, "the marker's calls are no stack: {lines:?}");
+        assert!(lines[0].0.ends_with("malloc"), "{lines:?}");
+        assert_eq!(lines[0].1, Weight::new(1, 32));
+        assert_eq!(report.inner, 0);
+        assert_eq!(report.per_probe[marker], Weight::new(2, 0));
+        assert_eq!(report.per_probe[loc("malloc")], Weight::new(1, 32));
     }
 
     #[test]

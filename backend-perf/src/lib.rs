@@ -39,8 +39,13 @@ pub mod inherited;
 pub mod interpret;
 #[cfg(target_os = "linux")]
 mod linux;
-mod objects;
+/// Starting a program the way allocflame's backends do: held before `exec`, with the signal
+/// state and standard descriptors the user's shell gave allocflame.
+#[cfg(target_os = "linux")]
+pub use linux::spawn;
+pub mod objects;
 pub mod procfs;
+mod prologue;
 pub mod record;
 pub mod replay;
 #[cfg(unix)]
@@ -68,6 +73,9 @@ pub struct PerfSource {
     /// file, which [`replay::replay`] (`allocflame render FILE`) interprets again later, here
     /// or on another machine with the same binaries. Default is `None`.
     pub save_raw: Option<PathBuf>,
+    /// Set once the probes and events are in place on the target (a caller holding the target
+    /// waits for it before letting it go on). Default is `None`.
+    pub ready: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// Whether the reader keeps the scheduling priority it was started with, instead of
     /// running ahead of ordinary processes (lowest real-time priority as root, else nice
     /// -10); for tests of a starved reader. Default is `false`.

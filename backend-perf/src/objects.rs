@@ -6,13 +6,15 @@
 
 use std::ops::{Deref, Range};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use allocflame_core::source::ObjectFile;
 use framehop::x86_64::UnwinderX86_64;
 use framehop::{ExplicitModuleSectionInfo, Module, Unwinder};
-use object::{Object, ObjectSection, ObjectSegment};
+use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol, SymbolKind};
 use rustc_hash::FxHashMap;
+
+use crate::prologue::{self, FrameRule};
 
 /// Bytes of one section of a mapped file, shared by every process that maps it.
 #[derive(Clone)]
@@ -34,6 +36,8 @@ pub(crate) struct FileUnwindInfo {
     sections: FxHashMap<&'static str, (Range<u64>, Range<usize>)>,
     /// PT_LOAD segments: (file offset, vaddr, file size).
     loads: Vec<(u64, u64, u64)>,
+    /// Functions (start and size, by address), read at the first frame without CFI.
+    functions: OnceLock<Vec<(u64, u64)>>,
 }
 
 impl FileUnwindInfo {
@@ -76,6 +80,7 @@ impl FileUnwindInfo {
                 map: Arc::new(map),
                 sections,
                 loads,
+                functions: OnceLock::new(),
             },
             build_id,
         ))
@@ -87,6 +92,74 @@ impl FileUnwindInfo {
             map: self.map.clone(),
             range: r.clone(),
         })
+    }
+
+    /// The rule of the frame at return address `pc` (an address as the file states it) when
+    /// no CFI covers it and its function's code tells one; `None` when CFI covers it (the
+    /// unwinder's case), or nothing can be told. Each process remembers the answers.
+    fn rule_without_cfi(&self, pc: u64) -> Option<FrameRule> {
+        // Leave files with .debug_frame to the unwinder, which reads it.
+        if pc == 0
+            || self.sections.contains_key(".debug_frame")
+            || self.has_cfi(pc - 1) != Some(false)
+        {
+            return None;
+        }
+        let (start, code) = self.function_code(pc - 1)?;
+        prologue::frame_rule(code, start, pc)
+    }
+
+    /// Whether an FDE of `.eh_frame` covers `addr`, as `.eh_frame_hdr`'s table says (`None`
+    /// without a table to ask).
+    fn has_cfi(&self, addr: u64) -> Option<bool> {
+        use gimli::{BaseAddresses, EhFrame, EhFrameHdr, LittleEndian, UnwindSection};
+        let (hdr_svma, hdr) = self.sections.get(".eh_frame_hdr")?;
+        let (eh_svma, eh) = self.sections.get(".eh_frame")?;
+        let mut bases = BaseAddresses::default()
+            .set_eh_frame_hdr(hdr_svma.start)
+            .set_eh_frame(eh_svma.start);
+        if let Some((text, _)) = self.sections.get(".text") {
+            bases = bases.set_text(text.start);
+        }
+        let hdr = EhFrameHdr::new(&self.map[hdr.clone()], LittleEndian)
+            .parse(&bases, 8)
+            .ok()?;
+        let table = hdr.table()?;
+        let eh_frame = EhFrame::new(&self.map[eh.clone()], LittleEndian);
+        match table.fde_for_address(&eh_frame, &bases, addr, EhFrame::cie_from_offset) {
+            Ok(_) => Some(true),
+            Err(gimli::Error::NoUnwindInfoForAddress) => Some(false),
+            Err(_) => None,
+        }
+    }
+
+    /// The start and the code of the function (a symbol of the file) holding `addr`.
+    fn function_code(&self, addr: u64) -> Option<(u64, &[u8])> {
+        let functions = self.functions.get_or_init(|| {
+            let Ok(obj) = object::File::parse(&self.map[..]) else {
+                return Vec::new();
+            };
+            let mut f: Vec<(u64, u64)> = obj
+                .symbols()
+                .chain(obj.dynamic_symbols())
+                .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0)
+                .map(|s| (s.address(), s.size()))
+                .collect();
+            f.sort_unstable();
+            f.dedup_by_key(|x| x.0);
+            f
+        });
+        let i = functions.partition_point(|&(start, _)| start <= addr);
+        let &(start, size) = functions.get(i.checked_sub(1)?)?;
+        if addr >= start + size {
+            return None;
+        }
+        let &(off, vaddr, _) = self
+            .loads
+            .iter()
+            .find(|&&(_, vaddr, filesz)| start >= vaddr && start + size <= vaddr + filesz)?;
+        let from = (off + (start - vaddr)) as usize;
+        Some((start, self.map.get(from..from + size as usize)?))
     }
 
     fn svma(&self, name: &str) -> Option<Range<u64>> {
@@ -140,8 +213,24 @@ pub(crate) fn build_id_of(file: &std::fs::File) -> Option<Vec<u8>> {
     obj.build_id().ok().flatten().map(<[u8]>::to_vec)
 }
 
-/// Told of each object opened: its path, device and inode, build-id.
-pub(crate) type OnOpen<'a> = dyn FnMut(&Path, Option<(u64, u64)>, Option<Vec<u8>>) + 'a;
+/// Told of each object opened: its path, device and inode, build-id, and where this process
+/// sees the file when that is another path (see [`seen_at`]).
+pub(crate) type OnOpen<'a> =
+    dyn FnMut(&Path, Option<(u64, u64)>, Option<Vec<u8>>, Option<PathBuf>) + 'a;
+
+/// Where this process sees the opened `file`, recorded as `path`, when that is another path
+/// that names the same file: the file of a process in another root, opened through
+/// `/proc/PID/map_files`, is at that root's path plus `path` (`/var/lib/machines/web/usr/lib/…`).
+fn seen_at(file: &std::fs::File, path: &Path) -> Option<PathBuf> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let here = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
+    if here == path || !here.is_absolute() {
+        return None;
+    }
+    let (a, b) = (file.metadata().ok()?, std::fs::metadata(&here).ok()?);
+    (a.dev() == b.dev() && a.ino() == b.ino()).then_some(here)
+}
 
 /// One object file: the core's [`ObjectFile`] (path, build-id, the held file) and its unwind
 /// info, or `None` for both when the mapped file could not be had.
@@ -165,7 +254,7 @@ pub(crate) struct Objects {
 
 impl Objects {
     /// The id of the object mapped at `range` of `pid` from `path` (device and inode `inode`),
-    /// opening it through `opener` the first time; `fresh` receives `(path, inode, build-id)`
+    /// opening it through `opener` the first time; `fresh` receives `(path, inode, build-id, seen at)`
     /// of an object opened now.
     pub(crate) fn intern(
         &mut self,
@@ -194,7 +283,7 @@ impl Objects {
                     Some((u, b)) => (Some(Arc::new(u)), b),
                     None => (None, build_id_of(&file)),
                 };
-                fresh(path, inode, build_id.clone());
+                fresh(path, inode, build_id.clone(), seen_at(&file, path));
                 Entry {
                     path: Arc::from(path),
                     inode,
@@ -248,6 +337,8 @@ pub(crate) struct Process {
     pub root: u32,
     maps: Vec<Mapping>,
     pub unwinder: UnwinderX86_64<SectionBytes>,
+    /// [`Process::rule_without_cfi`]'s answers, by return address (until the mappings change).
+    rules: std::cell::RefCell<FxHashMap<u64, Option<FrameRule>>>,
 }
 
 impl Process {
@@ -257,6 +348,7 @@ impl Process {
             root,
             maps: Vec::new(),
             unwinder: UnwinderX86_64::new(),
+            rules: Default::default(),
         }
     }
 
@@ -264,11 +356,15 @@ impl Process {
     pub(crate) fn clear(&mut self) {
         self.maps.clear();
         self.unwinder = UnwinderX86_64::new();
+        self.rules.borrow_mut().clear();
     }
 
     /// Records an executable mapping of `file` and adds its unwind info.
     pub(crate) fn add_mapping(&mut self, files: &Objects, m: Mapping) {
         // A new mapping replaces whatever overlapped it (munmap is not reported).
+        self.rules
+            .borrow_mut()
+            .retain(|&pc, _| pc <= m.start || pc > m.end);
         let mut i = 0;
         while i < self.maps.len() {
             let old = self.maps[i];
@@ -316,6 +412,28 @@ impl Process {
         }
     }
 
+    /// The rule of the frame at return address `pc` when its function has no CFI but its code
+    /// tells one (see [`prologue`]); `None` when CFI covers it (the unwinder's case), or for an
+    /// address in no mapped file.
+    pub(crate) fn rule_without_cfi(&self, files: &Objects, pc: u64) -> Option<FrameRule> {
+        if let Some(rule) = self.rules.borrow().get(&pc) {
+            return *rule;
+        }
+        let rule = self.find_rule_without_cfi(files, pc);
+        self.rules.borrow_mut().insert(pc, rule);
+        rule
+    }
+
+    fn find_rule_without_cfi(&self, files: &Objects, pc: u64) -> Option<FrameRule> {
+        let i = self.maps.partition_point(|m| m.start < pc);
+        let m = self.maps.get(i.checked_sub(1)?)?;
+        if pc > m.end {
+            return None;
+        }
+        let info = files.entries.get(m.file as usize)?.unwind.as_ref()?;
+        info.rule_without_cfi(pc.wrapping_sub(info.bias(m.start, m.pgoff)))
+    }
+
     /// The file and file offset of `addr`.
     pub(crate) fn normalize(&self, addr: u64) -> NormFrame {
         let i = self.maps.partition_point(|m| m.start <= addr);
@@ -332,5 +450,65 @@ impl Process {
             file: u32::MAX,
             offset: addr,
         }
+    }
+}
+
+/// Frame rules for code that has no CFI, worked out from the code itself (x86-64): what the
+/// in-process backend asks for when its unwinder meets such a frame.
+pub struct CodeWithoutCfi {
+    files: FxHashMap<PathBuf, Option<FileUnwindInfo>>,
+}
+
+/// How to find the caller's frame at a return address without CFI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallerRule {
+    /// The canonical frame address (the stack pointer before the call) is this register plus
+    /// `cfa_offset`: `rbp` when `true`, else `rsp`.
+    pub cfa_from_rbp: bool,
+    /// See `cfa_from_rbp`.
+    pub cfa_offset: u64,
+    /// The caller's `rbp` is saved this many bytes below the CFA; `None`: `rbp` is unchanged.
+    pub saved_rbp: Option<u64>,
+}
+
+impl CodeWithoutCfi {
+    /// No file read yet.
+    pub fn new() -> Self {
+        CodeWithoutCfi {
+            files: FxHashMap::default(),
+        }
+    }
+
+    /// The rule at the return address at file offset `offset` of the file at `path`; `None`
+    /// when CFI covers it or its function's code tells none.
+    pub fn rule(&mut self, path: &Path, offset: u64) -> Option<CallerRule> {
+        let info = self
+            .files
+            .entry(path.to_path_buf())
+            .or_insert_with(|| {
+                let f = std::fs::File::open(path).ok()?;
+                FileUnwindInfo::read(&f).map(|(info, _)| info)
+            })
+            .as_ref()?;
+        let &(off, vaddr, _) = info
+            .loads
+            .iter()
+            .find(|&&(off, _, size)| offset >= off && offset < off + size)?;
+        let rule = info.rule_without_cfi(offset - off + vaddr)?;
+        let (cfa_from_rbp, slot) = match rule.base {
+            prologue::Base::Rsp(n) => (false, n),
+            prologue::Base::Rbp(n) => (true, n),
+        };
+        Some(CallerRule {
+            cfa_from_rbp,
+            cfa_offset: slot + 8,
+            saved_rbp: rule.saved_rbp.map(|k| k + 8),
+        })
+    }
+}
+
+impl Default for CodeWithoutCfi {
+    fn default() -> Self {
+        Self::new()
     }
 }

@@ -98,6 +98,14 @@ pub fn parse_stat_state(stat: &str) -> Option<char> {
         .next()
 }
 
+/// Whether task `tid` is running or runnable (`R`), not asleep, stopped or gone.
+pub fn running(tid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{tid}/stat"))
+        .ok()
+        .and_then(|s| parse_stat_state(&s))
+        == Some('R')
+}
+
 /// Whether `pid` is alive: it exists and is no zombie.
 pub fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))

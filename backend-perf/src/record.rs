@@ -596,6 +596,10 @@ pub enum Synthetic {
         inode: Option<(u64, u64)>,
         /// Its build-id.
         build_id: Option<Vec<u8>>,
+        /// Where the recorder found it, when that is not `path`: the file of a process in
+        /// another root (a chroot, a container) is at that root's path plus `path` here.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seen_at: Option<PathBuf>,
     },
     /// A task that could not be given probes: its calls are not seen.
     Untraced {

@@ -19,8 +19,9 @@ use crate::record::Synthetic;
 /// How to replay. Construct with `Default` and set what differs.
 #[derive(Clone, Debug)]
 pub struct ReplayOptions {
-    /// Directories searched first for the recorded objects, by file name (and checked by
-    /// build-id). Default is none.
+    /// Directories searched first for the recorded objects (checked by build-id), each by file
+    /// name and as a root holding the recorded path (a container's or chroot's root directory,
+    /// a copy of the recorded machine's `/`). Default is none.
     pub search_dirs: Vec<PathBuf>,
     /// Whether the recorded paths themselves are tried after the search directories. Default is
     /// `true`; `false` makes a replay independent of the machine's own files (golden tests).
@@ -36,7 +37,14 @@ impl Default for ReplayOptions {
     }
 }
 
-type Identities = Rc<RefCell<FxHashMap<(PathBuf, Option<(u64, u64)>), Option<Vec<u8>>>>>;
+/// What the capture says of each object: its build-id, and where the recorder found it.
+type Identities = Rc<RefCell<FxHashMap<(PathBuf, Option<(u64, u64)>), Identity>>>;
+
+#[derive(Clone)]
+struct Identity {
+    build_id: Option<Vec<u8>>,
+    seen_at: Option<PathBuf>,
+}
 
 struct ReplayOpener {
     options: ReplayOptions,
@@ -56,19 +64,28 @@ impl Opener for ReplayOpener {
             .get(&(path.to_path_buf(), inode))
             .or_else(|| ids.iter().find(|((p, _), _)| p == path).map(|(_, id)| id))
             .cloned();
-        let Some(want) = want else {
+        let Some(Identity {
+            build_id: want,
+            seen_at,
+        }) = want
+        else {
             return Err(format!(
                 "{}: the capture does not say which file it was; its frames are left unnamed",
                 path.display()
             ));
         };
         let name = path.file_name().unwrap_or(path.as_os_str());
+        let under_root = path.strip_prefix("/").unwrap_or(path);
+        let recorded = self
+            .options
+            .recorded_paths
+            .then(|| seen_at.into_iter().chain([path.to_path_buf()]));
         let candidates = self
             .options
             .search_dirs
             .iter()
-            .map(|d| d.join(name))
-            .chain(self.options.recorded_paths.then(|| path.to_path_buf()));
+            .flat_map(|d| [d.join(name), d.join(under_root)])
+            .chain(recorded.into_iter().flatten());
         for c in candidates {
             let Ok(file) = std::fs::File::open(&c) else {
                 continue;
@@ -116,11 +133,16 @@ pub fn replay_reader(
                     path,
                     inode,
                     build_id,
+                    seen_at,
                 } = &s
                 {
-                    identities
-                        .borrow_mut()
-                        .insert((path.clone(), *inode), build_id.clone());
+                    identities.borrow_mut().insert(
+                        (path.clone(), *inode),
+                        Identity {
+                            build_id: build_id.clone(),
+                            seen_at: seen_at.clone(),
+                        },
+                    );
                 }
                 interp.synthetic(&s);
             }

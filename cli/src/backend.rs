@@ -12,9 +12,12 @@ use allocflame_core::source::{EventSource, RecordOptions, RecordReport, StackSin
 /// Which backend records.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BackendArg {
-    /// The best one for this platform (Linux: perf uprobes; macOS: DTrace).
+    /// The best one for the target (Linux: in process for a program started here where it
+    /// can be injected, else perf uprobes; macOS: DTrace).
     #[default]
     Auto,
+    /// In process: an injected library interposes the allocator (LD_PRELOAD).
+    Preload,
     /// Linux uprobes through perf_event_open.
     Perf,
     /// DTrace (macOS).
@@ -24,6 +27,8 @@ pub enum BackendArg {
 /// A backend that will run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
+    /// In process (LD_PRELOAD).
+    Preload,
     /// Linux uprobes through perf_event_open.
     Perf,
     /// DTrace.
@@ -34,19 +39,51 @@ impl Backend {
     /// The backend's name, as `--backend` spells it.
     pub fn name(self) -> &'static str {
         match self {
+            Backend::Preload => "preload",
             Backend::Perf => "perf",
             Backend::Dtrace => "dtrace",
         }
     }
 }
 
-/// The backend `arg` asks for and why it was chosen.
-pub fn choose(arg: BackendArg) -> (Backend, &'static str) {
+/// The backend `arg` asks for and why it was chosen. `perf_only` names a perf-only option the
+/// user gave (`--save-raw`, …), which makes `auto` choose perf.
+pub fn choose(
+    arg: BackendArg,
+    target: &Target,
+    options: &RecordOptions,
+    perf_only: Option<&str>,
+) -> (Backend, String) {
     match arg {
-        BackendArg::Auto if cfg!(target_vendor = "apple") => (Backend::Dtrace, "auto: macOS"),
-        BackendArg::Auto => (Backend::Perf, "auto: Linux uprobes through perf_event_open"),
-        BackendArg::Perf => (Backend::Perf, "--backend"),
-        BackendArg::Dtrace => (Backend::Dtrace, "--backend"),
+        BackendArg::Auto if cfg!(target_vendor = "apple") => {
+            (Backend::Dtrace, "auto: macOS".into())
+        }
+        BackendArg::Auto => {
+            let marker = options.probes.iter().find(|p| p.marker);
+            let preload = match (perf_only, marker) {
+                (Some(option), _) => Err(format!("{option} is an option of the perf backend")),
+                (None, Some(m)) => Err(format!(
+                    "--per {} counts the calls of a function of the program with a uprobe, which the in-process library cannot hook",
+                    m.function
+                )),
+                (None, None) => allocflame_backend_preload::applies(target, options),
+            };
+            match preload {
+                Ok(()) => (
+                    Backend::Preload,
+                    "auto: a program started here, recorded in process through LD_PRELOAD".into(),
+                ),
+                Err(why) => (
+                    Backend::Perf,
+                    format!(
+                        "auto: Linux uprobes through perf_event_open, as not in process: {why}"
+                    ),
+                ),
+            }
+        }
+        BackendArg::Preload => (Backend::Preload, "--backend".into()),
+        BackendArg::Perf => (Backend::Perf, "--backend".into()),
+        BackendArg::Dtrace => (Backend::Dtrace, "--backend".into()),
     }
 }
 
@@ -97,6 +134,11 @@ pub fn run(
         })
     });
     let result = match backend {
+        Backend::Preload => allocflame_backend_preload::PreloadSource {
+            progress: Some(progress),
+            ..Default::default()
+        }
+        .record(target, options, sink),
         Backend::Dtrace => {
             allocflame_backend_dtrace::DtraceSource::default().record(target, options, sink)
         }
@@ -107,6 +149,7 @@ pub fn run(
             buffer_bytes: perf.buffer_bytes,
             save_raw: perf.save_raw,
             keep_priority: perf.keep_priority,
+            ready: None,
         }
         .record(target, options, sink),
     };

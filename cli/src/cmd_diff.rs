@@ -1,15 +1,15 @@
 //! `allocflame diff`: what changed between two captures.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use allocflame_core::report::{diff_stacks, StackChange};
-use allocflame_core::{pipeline, render};
+use allocflame_core::{pipeline, pprof, render};
 use allocflame_core::{Profile, WeightKind};
 use serde::Serialize;
 
 use crate::cmd_render::{load, program_name, stem, FormatArg};
-use crate::output::{report, write_atomically, OutputArgs, Stream};
+use crate::output::{pprof_options, report, write_atomically, OutputArgs, OutputFormat, Stream};
 
 /// Arguments of `allocflame diff`.
 #[derive(clap::Args, Debug)]
@@ -39,6 +39,66 @@ struct DiffReport<'a> {
     weight: WeightKind,
     grew: &'a [StackChange],
     shrank: &'a [StackChange],
+}
+
+/// `diff --format pprof`: pprof has no standard for negative samples, so the comparison is
+/// written as two profiles, AFTER in `-o` and BEFORE (scaled with `--normalize`) beside it as
+/// `<name>.base.pb.gz`, for `go tool pprof -diff_base BASE OUT` (which subtracts one from the
+/// other) or any viewer that compares two profiles. Both have the same sample types; an empty
+/// side is a valid profile without samples.
+fn write_pprof_pair(
+    args: &DiffArgs,
+    before: &Profile,
+    after: &Profile,
+    after_stem: &str,
+) -> anyhow::Result<()> {
+    let weight: WeightKind = args.output.weight.into();
+    let out = args
+        .output
+        .svg
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{after_stem}-diff.pb.gz")));
+    let base = base_path(&out);
+    let mut options = pprof_options(after, weight, None);
+    let only_bytes =
+        weight == WeightKind::Bytes && before.total().allocs == 0 && after.total().allocs == 0;
+    options.sample_types = if only_bytes {
+        vec![WeightKind::Bytes]
+    } else if before.bytes_known && after.bytes_known {
+        vec![WeightKind::Allocations, WeightKind::Bytes]
+    } else {
+        vec![WeightKind::Allocations]
+    };
+    options.allow_empty = true;
+    for (path, profile) in [(&base, before), (&out, after)] {
+        let bytes = pprof::encode(profile, &options)?;
+        write_atomically(path, |w| {
+            use std::io::Write as _;
+            w.write_all(&bytes)
+        })?;
+    }
+    say!(
+        "allocflame: wrote AFTER's profile to {} and BEFORE's to {}; compare them with: go tool pprof -diff_base {} {}",
+        out.display(),
+        base.display(),
+        base.display(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// `x.pb.gz` → `x.base.pb.gz` (also for `x.pb`, `x.gz` and `x`), in the same directory.
+fn base_path(out: &Path) -> PathBuf {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "allocflame".into());
+    let stem = [".pb.gz", ".pb", ".gz"]
+        .iter()
+        .find_map(|ext| name.strip_suffix(ext))
+        .filter(|s| !s.is_empty())
+        .unwrap_or(&name);
+    out.with_file_name(format!("{stem}.base.pb.gz"))
 }
 
 /// Runs `allocflame diff`.
@@ -98,30 +158,35 @@ pub fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
             Ok(())
         })?;
     }
-    let svg = args
-        .output
-        .svg
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{after_stem}-diff.svg")));
-    let mut options = args.output.render_options(&program);
-    if args.output.title.is_none() {
-        options.title = Some(format!(
-            "Change in {} of {program}: {} → {}",
-            weight.count_name(),
-            bt,
-            at
-        ));
+    match args.output.format {
+        OutputFormat::Svg => {
+            let svg = args
+                .output
+                .svg
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("{after_stem}-diff.svg")));
+            let mut options = args.output.render_options(&program);
+            if args.output.title.is_none() {
+                options.title = Some(format!(
+                    "Change in {} of {program}: {} → {}",
+                    weight.count_name(),
+                    bt,
+                    at
+                ));
+            }
+            let mut buf = Vec::new();
+            render::differential(&before, &after, &options, &mut buf)?;
+            write_atomically(&svg, |w| {
+                use std::io::Write as _;
+                w.write_all(&buf)
+            })?;
+            say!(
+                "allocflame: wrote differential flame graph to {}",
+                svg.display()
+            );
+        }
+        OutputFormat::Pprof => write_pprof_pair(&args, &before, &after, &after_stem)?,
     }
-    let mut buf = Vec::new();
-    render::differential(&before, &after, &options, &mut buf)?;
-    write_atomically(&svg, |w| {
-        use std::io::Write as _;
-        w.write_all(&buf)
-    })?;
-    say!(
-        "allocflame: wrote differential flame graph to {}",
-        svg.display()
-    );
     let mut table = format!(
         "{}: {bt} before, {at} after ({:+})\n",
         weight.count_name(),

@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use allocflame_core::pipeline;
 use allocflame_core::probes::Probe;
@@ -13,7 +13,8 @@ use allocflame_core::source::{Collector, RecordOptions, RecordReport, Target};
 use serde::Serialize;
 
 use crate::backend::{self, Backend, BackendArg, PerfSettings};
-use crate::output::{self, OutputArgs, Stream};
+use crate::output::{self, OutputArgs, Span, Stream};
+use crate::push::{self, PushArgs};
 
 /// What to record: shared by `record` and `count`.
 #[derive(clap::Args, Debug, Clone)]
@@ -71,6 +72,8 @@ pub struct RecordArgs {
     pub target: TargetArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub push: PushArgs,
 }
 
 /// Arguments of `allocflame count`.
@@ -84,7 +87,8 @@ pub struct CountArgs {
 }
 
 impl TargetArgs {
-    fn target(&self) -> anyhow::Result<Target> {
+    /// The target: a program to start, or a process to attach to.
+    pub fn target(&self) -> anyhow::Result<Target> {
         match (self.pid, self.command.is_empty()) {
             (Some(_), false) => anyhow::bail!("give either -p PID or a program after `--`, not both"),
             (Some(pid), true) => Ok(Target::Attach {
@@ -118,7 +122,8 @@ impl TargetArgs {
         }
     }
 
-    fn options(&self, stacks: bool) -> anyhow::Result<RecordOptions> {
+    /// The recording options; `stacks: false` only counts.
+    pub fn options(&self, stacks: bool) -> anyhow::Result<RecordOptions> {
         let mut options = RecordOptions {
             stacks,
             follow_children: !self.no_follow,
@@ -129,6 +134,11 @@ impl TargetArgs {
         }
         for p in &self.probes {
             let probe: Probe = p.parse()?;
+            if probe.marker {
+                anyhow::bail!(
+                    "--probe {p}: a marker counts calls of a unit of work; that is `allocflame check --per FUNCTION`"
+                );
+            }
             if !options.probes.contains(&probe) {
                 options.probes.push(probe);
             }
@@ -147,7 +157,24 @@ fn run_backend(
     options: &RecordOptions,
     sink: &mut Collector,
 ) -> anyhow::Result<Option<RecordReport>> {
-    let (backend, why) = backend::choose(args.backend);
+    let perf_only = [
+        (args.save_raw.is_some(), "--save-raw"),
+        (args.stack_bytes.is_some(), "--stack-bytes"),
+        (args.deep_stacks, "--deep-stacks"),
+        (args.buffer_kib.is_some(), "--buffer-kib"),
+        (args.keep_priority, "--keep-priority"),
+    ]
+    .into_iter()
+    .find_map(|(given, name)| given.then_some(name));
+    let (backend, why) = backend::choose(args.backend, target, options, perf_only);
+    if let Some(m) = options.probes.iter().find(|p| p.marker) {
+        if backend != Backend::Perf {
+            anyhow::bail!(
+                "--per {}: only the perf backend counts calls of a program's own function (a uprobe); leave --backend out or give --backend perf",
+                m.function
+            );
+        }
+    }
     say!("allocflame: backend {} ({why})", backend.name());
     if args.dry_run {
         if backend != Backend::Dtrace {
@@ -179,37 +206,94 @@ fn run_backend(
 /// What allocflame exits with after recording `target`: the started program's status (128 + N
 /// when signal N killed it); success for an attached process.
 fn exit_code(report: &RecordReport) -> ExitCode {
+    ExitCode::from(exit_status(report))
+}
+
+/// [`exit_code`] as a number.
+fn exit_status(report: &RecordReport) -> u8 {
     match report.exit() {
-        Some(exit) => ExitCode::from(exit.shell_status().clamp(0, 255) as u8),
-        None => ExitCode::SUCCESS,
+        Some(exit) => exit.shell_status().clamp(0, 255) as u8,
+        None => 0,
     }
+}
+
+/// A finished recording: its report and its profile taken through the pipeline.
+pub struct Recording {
+    /// What the backend reported: per-probe totals, losses, how the program ended.
+    pub report: RecordReport,
+    /// The profile, demangled, with the rules and filters applied.
+    pub output: pipeline::Output,
+}
+
+/// Records `target` as `args` and `options` say and takes its stacks through the pipeline:
+/// the recording path `record` and `check` share. `None` when `--dry-run` printed what it
+/// would do. Options files (rules) are read by the caller before, so a bad one costs no run.
+pub fn record_profile(
+    args: &TargetArgs,
+    target: &Target,
+    options: &RecordOptions,
+    pipeline_options: &pipeline::PipelineOptions,
+) -> anyhow::Result<Option<Recording>> {
+    let mut sink = Collector::new(&options.probes);
+    let Some(report) = run_backend(args, target, options, &mut sink)? else {
+        return Ok(None);
+    };
+    let output = pipeline::from_collector(sink, pipeline_options)?;
+    Ok(Some(Recording { report, output }))
 }
 
 /// Runs `allocflame record`.
 pub fn run_record(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let target = args.target.target()?;
     let options = args.target.options(true)?;
-    // Rules files are read before the program runs, so a bad one costs no recording.
+    // Rules files and the push URL are checked before the program runs, so a bad one costs
+    // no recording.
     let pipeline_options = args.output.pipeline_options()?;
-    let mut sink = Collector::new(&options.probes);
-    let Some(report) = run_backend(&args.target, &target, &options, &mut sink)? else {
+    args.push.check()?;
+    let started = SystemTime::now();
+    let Some(Recording { report, output }) =
+        record_profile(&args.target, &target, &options, &pipeline_options)?
+    else {
         return Ok(ExitCode::SUCCESS);
     };
+    let span = Span {
+        from: started,
+        until: SystemTime::now(),
+    };
     let program = target.describe();
-    let output = pipeline::from_collector(sink, &pipeline_options)?;
-    let summary = output::emit(
-        output,
+    let emitted = output::emit_files(
+        &output,
         &args.output,
         &program,
         &program,
         &RunStatus::of(&report),
         Stream::for_target(&target),
+        Some(&span),
     )?;
+    let summary = &emitted.summary;
     if summary.lost > 0 || report.lost > 0 {
         say!(
             "allocflame: warning: {} allocation events were lost; the counts are short by that much",
             report.lost.max(summary.lost)
         );
+    }
+    // An attached process is named by its stacks' root (its command name), not `pid N`.
+    let push_program = crate::cmd_render::program_name(&output.profile, &program);
+    // The Ctrl-C that ended the recording is spent; a new one gives up the push.
+    options
+        .stop
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    if let Some(code) = push::after_saving(
+        &args.push,
+        &output,
+        args.output.weight.into(),
+        &push_program,
+        &span,
+        &emitted,
+        exit_status(&report),
+        Some(options.stop.clone()),
+    ) {
+        return Ok(code);
     }
     Ok(exit_code(&report))
 }

@@ -11,7 +11,8 @@ use anyhow::Context;
 
 use allocflame_core::report::RunStatus;
 
-use crate::output::{emit, OutputArgs, Stream};
+use crate::output::{emit_files, OutputArgs, Span, Stream};
+use crate::push::{self, PushArgs};
 
 /// The capture formats `render` reads.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub enum FormatArg {
     Dtrace,
     /// FlameGraph folded stacks (`frame;frame;leaf COUNT`).
     Folded,
+    /// A pprof profile of allocations (`record --format pprof`, Go's heap profiles).
+    Pprof,
 }
 
 impl From<FormatArg> for Format {
@@ -30,6 +33,7 @@ impl From<FormatArg> for Format {
             FormatArg::PerfScript => Format::PerfScript,
             FormatArg::Dtrace => Format::Dtrace,
             FormatArg::Folded => Format::Folded,
+            FormatArg::Pprof => Format::Pprof,
         }
     }
 }
@@ -44,11 +48,14 @@ pub struct RenderArgs {
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
     /// Where to look first for the programs and libraries a raw capture (`record --save-raw`)
-    /// refers to (they are checked by build-id); may be repeated.
+    /// refers to: by file name in DIR, and at their recorded path under DIR (a container's or
+    /// chroot's root, a copy of the recorded machine's `/`); checked by build-id; may be repeated.
     #[arg(long = "binaries", value_name = "DIR")]
     pub binaries: Vec<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub push: PushArgs,
 }
 
 /// Interprets a raw capture of `allocflame record --save-raw` again: the profile and how the
@@ -159,18 +166,57 @@ pub fn stem(path: &Path) -> String {
     }
 }
 
+/// Whether `a` and `b` are one existing file (same device and inode).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.is_file() && x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
 /// Runs `allocflame render`.
 pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
     let options = args.output.pipeline_options()?;
+    args.push.check()?;
+    let stem = stem(&args.file);
+    // `render app.pb.gz --format pprof` would name its output after its input: never replace
+    // the capture that is being read.
+    let out = args
+        .output
+        .svg
+        .clone()
+        .unwrap_or_else(|| crate::output::default_path(&stem, args.output.format));
+    if same_file(&out, &args.file) {
+        anyhow::bail!(
+            "{}: the output would replace the capture being read; give another -o",
+            out.display()
+        );
+    }
     let (profile, run) = load_with(
         &args.file,
         args.from,
         args.output.weight.into(),
         &args.binaries,
     )?;
-    let stem = stem(&args.file);
     let program = program_name(&profile, &stem);
     let output = pipeline::process(profile, &options)?;
-    emit(output, &args.output, &program, &stem, &run, Stream::Stdout)?;
+    // A capture read from a file carries no time: the push says "now".
+    let span = Span::now();
+    let emitted = emit_files(
+        &output,
+        &args.output,
+        &program,
+        &stem,
+        &run,
+        Stream::Stdout,
+        None,
+    )?;
+    let weight = args.output.weight.into();
+    if let Some(code) = push::after_saving(
+        &args.push, &output, weight, &program, &span, &emitted, 0, None,
+    ) {
+        return Ok(code);
+    }
     Ok(ExitCode::SUCCESS)
 }

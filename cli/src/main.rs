@@ -12,11 +12,13 @@ macro_rules! say {
 }
 
 mod backend;
+mod cmd_check;
 mod cmd_demangle;
 mod cmd_diff;
 mod cmd_record;
 mod cmd_render;
 mod output;
+mod push;
 mod signals;
 
 use std::process::ExitCode;
@@ -37,9 +39,15 @@ enum Command {
     Record(cmd_record::RecordArgs),
     /// Count allocation calls and bytes per allocation function, without stacks.
     Count(cmd_record::CountArgs),
+    /// Record a program and check its allocations against a budget (exit 0 within, 1 over, 2 error).
+    Check(cmd_check::CheckArgs),
     /// Turn a capture (perf script, DTrace output, folded stacks) into a flame graph.
     Render(cmd_render::RenderArgs),
     /// Draw a differential flame graph of two captures and list what grew and shrank.
+    ///
+    /// With --format pprof, -o OUT.pb.gz gets AFTER's profile and OUT.base.pb.gz beside it
+    /// BEFORE's (scaled with --normalize): pprof has no standard for negative values, and
+    /// `go tool pprof -diff_base OUT.base.pb.gz OUT.pb.gz` shows what changed.
     Diff(cmd_diff::DiffArgs),
     /// Demangle Swift, C++ and Rust names in text read from stdin (like `swift demangle`, `c++filt`).
     Demangle(cmd_demangle::DemangleArgs),
@@ -47,9 +55,15 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `check` is a CI gate: 1 means over budget, so its errors are 2 (as clap's usage errors).
+    let failure = match cli.command {
+        Command::Check(_) => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
+    };
     let result = match cli.command {
         Command::Record(a) => cmd_record::run_record(a),
         Command::Count(a) => cmd_record::run_count(a),
+        Command::Check(a) => cmd_check::run(a),
         Command::Render(a) => cmd_render::run(a),
         Command::Diff(a) => cmd_diff::run(a),
         Command::Demangle(a) => cmd_demangle::run(a),
@@ -62,7 +76,7 @@ fn main() -> ExitCode {
         Err(e) if e.is::<output::ClosedStdout>() => ExitCode::from(128 + 13),
         Err(e) => {
             say!("allocflame: error: {}", causes(&e));
-            ExitCode::FAILURE
+            failure
         }
     }
 }

@@ -8,12 +8,14 @@ use std::path::{Path, PathBuf};
 
 use allocflame_core::demangle::DemangleOptions;
 use allocflame_core::pipeline::{Filters, Output, PipelineOptions};
+use allocflame_core::pprof::{self, PprofOptions};
 use allocflame_core::prettify::Rules;
 use allocflame_core::render::RenderOptions;
 use allocflame_core::report::{RunStatus, Summary};
-use allocflame_core::WeightKind;
+use allocflame_core::{Profile, WeightKind};
 use anyhow::Context;
 use std::io::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What a flame graph's widths stand for.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -34,12 +36,28 @@ impl From<WeightArg> for WeightKind {
     }
 }
 
+/// What `-o` holds.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// The flame graph, an SVG.
+    #[default]
+    Svg,
+    /// The profile as gzipped pprof (profile.proto), for `go tool pprof`, Pyroscope, Grafana,
+    /// speedscope: sample types alloc_objects/count and alloc_space/bytes, labels pid and probe.
+    Pprof,
+}
+
 /// Output options shared by `record` and `render`.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct OutputArgs {
-    /// Write the flame graph SVG to this file [default: <name>.svg in the current directory].
-    #[arg(short = 'o', long = "output", value_name = "SVG")]
+    /// Write the flame graph SVG (or, with --format pprof, the pprof profile) to this file
+    /// [default: <name>.svg (<name>.pb.gz) in the current directory].
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub svg: Option<PathBuf>,
+    /// What -o holds: the flame graph (`svg`) or the profile as gzipped pprof (`pprof`,
+    /// readable by `go tool pprof`, Pyroscope and speedscope).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Svg)]
+    pub format: OutputFormat,
     /// Also write the folded stacks (FlameGraph format) to this file.
     #[arg(long, value_name = "FILE")]
     pub folded: Option<PathBuf>,
@@ -137,8 +155,94 @@ pub fn default_title(program: &str, weight: WeightKind) -> String {
     }
 }
 
-/// The SVG path used when `-o` is not given: `<name>.svg` in the current directory.
-pub fn default_svg(name: &str) -> PathBuf {
+/// The path of `-o` when it is not given: `<name>.svg`, or `<name>.pb.gz` with `--format
+/// pprof`, in the current directory.
+pub fn default_path(name: &str, format: OutputFormat) -> PathBuf {
+    match format {
+        OutputFormat::Svg => default_output(name, "svg"),
+        OutputFormat::Pprof => default_output(name, "pb.gz"),
+    }
+}
+
+/// The pprof options for `profile` drawn by `weight` over `span`: both sample types where
+/// the capture has them, only bytes for a capture read as bytes (a folded file with
+/// `--weight bytes` has no allocation counts); `weight` is the type viewers show first.
+pub fn pprof_options(profile: &Profile, weight: WeightKind, span: Option<&Span>) -> PprofOptions {
+    let only_bytes = weight == WeightKind::Bytes && profile.total().allocs == 0;
+    let (time_nanos, duration_nanos) = span.map_or((0, 0), Span::nanos);
+    PprofOptions {
+        sample_types: if only_bytes {
+            vec![WeightKind::Bytes]
+        } else {
+            Vec::new()
+        },
+        default_type: Some(weight),
+        time_nanos,
+        duration_nanos,
+        ..PprofOptions::default()
+    }
+}
+
+/// What a pprof file says about itself (`go tool pprof -comments`): who made it, of what, and
+/// whether its counts are short (a recording that ended early, lost events).
+pub fn pprof_comments(program: &str, run: &RunStatus, lost: u64) -> Vec<String> {
+    let mut comments = vec![format!(
+        "allocflame {}: allocations of {program}",
+        env!("CARGO_PKG_VERSION")
+    )];
+    if run.partial {
+        comments.push(
+            "PARTIAL: the recording ended early; the counts cover only part of the run".into(),
+        );
+    }
+    if lost > 0 {
+        comments.push(format!(
+            "{lost} allocation events were lost; the counts are short by that much"
+        ));
+    }
+    comments
+}
+
+/// When a recording ran (wall clock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// When it started.
+    pub from: SystemTime,
+    /// When it ended.
+    pub until: SystemTime,
+}
+
+impl Span {
+    /// A span that is the moment of now (a capture read from a file carries no time).
+    pub fn now() -> Span {
+        let now = SystemTime::now();
+        Span {
+            from: now,
+            until: now,
+        }
+    }
+
+    /// Unix seconds of `from` and `until`.
+    pub fn unix_seconds(&self) -> (u64, u64) {
+        let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        (secs(self.from), secs(self.until).max(secs(self.from)))
+    }
+
+    /// The start in nanoseconds since the epoch, and the duration in nanoseconds.
+    fn nanos(&self) -> (i64, i64) {
+        let start = self
+            .from
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(0));
+        let length = self
+            .until
+            .duration_since(self.from)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(0));
+        (start, length)
+    }
+}
+
+fn default_output(name: &str, extension: &str) -> PathBuf {
     let stem: String = name
         .chars()
         .map(|c| {
@@ -150,7 +254,7 @@ pub fn default_svg(name: &str) -> PathBuf {
         })
         .collect();
     PathBuf::from(format!(
-        "{}.svg",
+        "{}.{extension}",
         if stem.is_empty() { "allocflame" } else { &stem }
     ))
 }
@@ -235,39 +339,82 @@ pub fn report(
     }
 }
 
-/// Writes what the pipeline produced: the folded file, the SVG, and the summary (on `stream`,
-/// and as JSON where `--json` says), with its notes on stderr; `run` says how the recorded run
-/// ended. `program` names the profiled program (title); `default_name` gives the SVG name
-/// when `-o` is not given. The folded file is written before an empty profile is reported,
-/// so nothing collected is lost; an empty profile is an error that says why it may be empty.
-pub fn emit(
-    output: Output,
+/// What [`emit_files`] wrote.
+pub struct Emitted {
+    /// The summary it reported.
+    pub summary: Summary,
+    /// The files it wrote, in order.
+    pub files: Vec<PathBuf>,
+    /// The pprof file and its bytes, when `-o` holds the profile as pprof.
+    pub pprof: Option<(PathBuf, Vec<u8>)>,
+}
+
+/// Writes what the pipeline produced: the folded file, the SVG (or the pprof profile with
+/// `--format pprof`), and the summary (on `stream`, and as JSON where `--json` says), with its
+/// notes on stderr; `run` says how the recorded run ended. `program` names the profiled
+/// program (title); `default_name` gives the output's name when `-o` is not given. The folded
+/// file is written before an empty profile is reported, so nothing collected is lost; an empty
+/// profile is an error that says why it may be empty.
+/// A recording made over `span` gives its time to a pprof output.
+pub fn emit_files(
+    output: &Output,
     args: &OutputArgs,
     program: &str,
     default_name: &str,
     run: &RunStatus,
     stream: Stream,
-) -> anyhow::Result<Summary> {
+    span: Option<&Span>,
+) -> anyhow::Result<Emitted> {
     for note in &output.notes {
         say!("allocflame: note: {note}");
     }
     let weight: WeightKind = args.weight.into();
     output.check_weight(weight)?;
+    let mut files = Vec::new();
     if let Some(path) = &args.folded {
         write_atomically(path, |w| w.write_all(&output.folded(weight)))?;
         say!("allocflame: wrote folded stacks to {}", path.display());
+        files.push(path.clone());
     }
-    let mut summary = output.summary(args.top);
+    let mut summary = output.summary_ranked(args.top, weight);
     summary.run = run.clone();
-    let svg_bytes = output.svg(&args.render_options(program))?;
-    let svg = args
+    let path = args
         .svg
         .clone()
-        .unwrap_or_else(|| default_svg(default_name));
-    write_atomically(&svg, |w| w.write_all(&svg_bytes))?;
-    say!("allocflame: wrote flame graph to {}", svg.display());
+        .unwrap_or_else(|| default_path(default_name, args.format));
+    let mut pprof_bytes = None;
+    match args.format {
+        OutputFormat::Svg => {
+            let svg_bytes = output.svg(&args.render_options(program))?;
+            write_atomically(&path, |w| w.write_all(&svg_bytes))?;
+            say!("allocflame: wrote flame graph to {}", path.display());
+        }
+        OutputFormat::Pprof => {
+            if args.flamechart || args.width.is_some() || args.title.is_some() {
+                say!("allocflame: note: --flamechart, --width and --title shape the SVG; with --format pprof they change nothing");
+            }
+            let mut options = pprof_options(&output.profile, weight, span);
+            options.comments = pprof_comments(program, run, summary.lost);
+            let bytes = pprof::encode(&output.profile, &options)?;
+            write_atomically(&path, |w| w.write_all(&bytes))?;
+            say!(
+                "allocflame: wrote the pprof profile to {} (go tool pprof -top {})",
+                path.display(),
+                path.display()
+            );
+            pprof_bytes = Some((path.clone(), bytes));
+        }
+    }
+    files.push(path);
     report(args.json.as_deref(), &summary, stream, &summary.to_string())?;
-    Ok(summary)
+    if let Some(json) = args.json.as_deref().filter(|p| p.as_os_str() != "-") {
+        files.push(json.to_path_buf());
+    }
+    Ok(Emitted {
+        summary,
+        files,
+        pprof: pprof_bytes,
+    })
 }
 
 /// Writes `path` the way a user expects of an output file: a new path, or a regular file with

@@ -25,19 +25,14 @@ fn from_main(path: &Path) -> BTreeMap<String, u64> {
 
 fn render_folded(capture: &Path, dir: &Path) -> PathBuf {
     let folded = dir.join("render.folded");
-    let out = Command::new(bin())
-        .arg("render")
-        .arg(capture)
-        .arg("-o")
-        .arg(dir.join("render.svg"))
-        .arg("--folded")
-        .arg(&folded)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        Command::new(bin())
+            .arg("render")
+            .arg(capture)
+            .arg("-o")
+            .arg(dir.join("render.svg"))
+            .arg("--folded")
+            .arg(&folded),
     );
     folded
 }
@@ -130,20 +125,15 @@ fn render_of_a_perf_capture_names_frames_as_record_does() {
         .expect("gcc is needed for the record tests (README-devel.md)");
     assert!(status.success());
     let recorded = dir.join("record.folded");
-    let out = Command::new(bin())
-        .arg("record")
-        .arg("-o")
-        .arg(dir.join("record.svg"))
-        .arg("--folded")
-        .arg(&recorded)
-        .arg("--")
-        .arg(&prog)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        Command::new(bin())
+            .arg("record")
+            .arg("-o")
+            .arg(dir.join("record.svg"))
+            .arg("--folded")
+            .arg(&recorded)
+            .arg("--")
+            .arg(&prog),
     );
     let rendered = render_folded(&data.join("malloc-calloc-dwarf.txt"), dir.path());
     let expected: BTreeMap<String, u64> = [

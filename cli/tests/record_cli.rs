@@ -149,7 +149,7 @@ fn without_permission_the_message_says_what_to_do() {
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(bin())
-        .args(["count", "--", "/bin/true"])
+        .args(["count", "--backend", "perf", "--", "/bin/true"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -236,4 +236,32 @@ fn lost_events_are_reported_in_json_and_on_stderr() {
         err.contains(&format!("{lost} allocation events were lost")),
         "{err}"
     );
+}
+
+#[test]
+fn without_permission_a_started_program_is_recorded_in_process() {
+    if !uprobes_available() {
+        return;
+    }
+    let dir = TempDir::new("nobody");
+    let prog = build_c(&dir, "alloc_counts.c");
+    let _ = Command::new("chmod").arg("755").arg(dir.path()).status();
+    // nobody can neither open uprobes nor ptrace; the in-process backend needs neither.
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(bin())
+        .args(["count", "--json", "-", "--"])
+        .arg(&prog)
+        .arg("3000")
+        .env("TMPDIR", "/tmp")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("backend preload (auto"), "{err}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["probes"]["malloc"]["count"], 3000, "{json}");
+    assert_eq!(json["probes"]["calloc"]["count"], 750, "{json}");
+    assert_eq!(json["probes"]["posix_memalign"]["count"], 300, "{json}");
+    assert_eq!(json["lost"], 0, "{json}");
 }

@@ -82,7 +82,7 @@ fn an_attached_target_has_no_breakpoint_left_when_allocflame_returns() {
 fn count_run(dir: &TempDir) -> f64 {
     let started = Instant::now();
     let out = Command::new(bin())
-        .args(["count", "--", "sh", "-c"])
+        .args(["count", "--backend", "perf", "--", "sh", "-c"])
         .arg("for i in 1 2 3 4 5 6 7 8 9 10; do /bin/true; done")
         .current_dir(dir.path())
         .output()
@@ -123,7 +123,7 @@ fn the_uprobe_pmu_route_still_counts_exactly_and_says_what_its_release_costs() {
     let prog = build_c(&dir, "alloc_counts.c");
     let out = Command::new(bin())
         .env("ALLOCFLAME_UPROBES", "pmu")
-        .args(["count", "--json", "-", "--"])
+        .args(["count", "--backend", "perf", "--json", "-", "--"])
         .arg(&prog)
         .arg("4000")
         .output()

@@ -279,6 +279,43 @@ fn random_bytes_never_panic() {
     }
 }
 
+/// The README's first command, on the Swift capture shipped in the repository (recorded by
+/// `allocflame record`, names as the binaries hold them): the count it holds, demangled.
+#[test]
+fn readme_swift_capture_renders_demangled() {
+    let d = tempdir("readme-swift");
+    let capture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/captures/swift-http.folded.gz");
+    let out = allocflame(
+        &[
+            "render",
+            capture.to_str().unwrap(),
+            "-o",
+            "swift-http.svg",
+            "--json",
+            "-",
+            "--folded",
+            "s.folded",
+        ],
+        &d,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["allocations"], 9539, "the capture's own total");
+    let folded = std::fs::read_to_string(d.join("s.folded")).unwrap();
+    assert!(folded.lines().all(|l| l.starts_with("http;")));
+    for name in [
+        "serve(_:);respond(_:_:)",
+        "specialized static Main.main()",
+        "URLSessionTask.resume()",
+    ] {
+        assert!(folded.contains(name), "{name} is not in the graph");
+    }
+    assert!(!folded.contains("$s"), "a Swift name was left mangled");
+    let svg = std::fs::read_to_string(d.join("swift-http.svg")).unwrap();
+    assert!(svg.contains("Allocations of http"));
+}
+
 /// The README's first command, on the capture shipped in the repository.
 #[test]
 fn readme_example_capture_renders_with_exact_counts() {

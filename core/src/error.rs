@@ -76,6 +76,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Sending a profile to a server failed (see [`crate::push`]); what was written locally
+    /// stays where it was written.
+    #[error("cannot push the profile to {url}: {message}")]
+    Push {
+        /// The server's URL as given.
+        url: String,
+        /// What the last attempt got and how many attempts were made.
+        message: String,
+    },
     /// Anything a backend reports that fits nowhere else.
     #[error("{0}")]
     Backend(String),

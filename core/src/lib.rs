@@ -5,7 +5,7 @@
 //! ([`probes`]), importers of existing captures (`perf script`, DTrace, folded files),
 //! demangling of Swift, C++ and Rust names, prettify rules, and rendering through inferno, all
 //! chained by [`pipeline`]: raw stacks → symbolize → profile → demangle → rules → filters →
-//! outputs.
+//! outputs (folded, SVG, [`pprof`], and [`push`] to a Pyroscope-compatible server).
 //!
 //! It knows nothing of any particular kernel facility: backends live in their own crates.
 //!
@@ -21,14 +21,17 @@
 
 #![forbid(unsafe_code)]
 
+pub mod budget;
 pub mod demangle;
 pub mod error;
 pub mod import;
 pub mod once;
 pub mod pipeline;
+pub mod pprof;
 pub mod prettify;
 pub mod probes;
 pub mod profile;
+pub mod push;
 pub mod render;
 pub mod report;
 pub mod source;

@@ -306,7 +306,13 @@ impl Output {
 
     /// The summary with `top` functions in each list, saying what the filters left out.
     pub fn summary(&self, top: usize) -> Summary {
-        let mut summary = Summary::new(&self.profile, top);
+        self.summary_ranked(top, WeightKind::Allocations)
+    }
+
+    /// The summary with `top` functions in each list ranked by `weight`, saying what the
+    /// filters left out.
+    pub fn summary_ranked(&self, top: usize, weight: WeightKind) -> Summary {
+        let mut summary = Summary::ranked(&self.profile, top, weight);
         if !self.filtered.by.is_empty() && self.filtered.by != "none" {
             summary.filtered = Some(self.filtered.clone());
         }

@@ -82,6 +82,12 @@ pub struct Probe {
     pub function: String,
     /// Where its size argument is.
     pub size: SizeArg,
+    /// Whether it marks a unit of work (`check --per FUNCTION`, a request handler) instead of
+    /// an allocation: its calls are counted, and never enter a profile or an allocation total
+    /// (nor make the allocations inside it "inner"). Written `LIB:FUNC:marker`. Default is
+    /// `false`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub marker: bool,
 }
 
 impl Probe {
@@ -91,6 +97,16 @@ impl Probe {
             library: library.to_owned(),
             function: function.to_owned(),
             size,
+            marker: false,
+        }
+    }
+
+    /// A marker on `library`'s `function`: its calls are counted, not as allocations (see
+    /// [`Probe::marker`]).
+    pub fn marker(library: &str, function: &str) -> Self {
+        Probe {
+            marker: true,
+            ..Probe::new(library, function, SizeArg::None)
         }
     }
 }
@@ -101,15 +117,34 @@ impl fmt::Display for Probe {
         if self.size != SizeArg::None {
             write!(f, ":{}", self.size)?;
         }
+        if self.marker {
+            write!(f, ":{MARKER}")?;
+        }
         Ok(())
     }
 }
 
+/// The suffix of a marker probe's text form (`/usr/bin/srv:handle_request:marker`).
+const MARKER: &str = "marker";
+
 /// Parses `LIB:FUNC[:SIZE_ARG]`, the form of `--probe`: `libswiftCore:swift_allocObject:1`,
-/// `/opt/lib/libmyalloc.so:my_alloc:arg0`, `libc:my_calloc:0*1`.
+/// `/opt/lib/libmyalloc.so:my_alloc:arg0`, `libc:my_calloc:0*1`; and a marker's
+/// `LIB:FUNC:marker`, as [`Display`](fmt::Display) writes it.
 impl FromStr for Probe {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
+        if let Some(probe) = s.strip_suffix(MARKER).and_then(|p| p.strip_suffix(':')) {
+            let probe: Probe = probe.parse()?;
+            if probe.size != SizeArg::None {
+                return Err(Error::Invalid(format!(
+                    "probe `{s}`: a marker counts calls and has no size argument"
+                )));
+            }
+            return Ok(Probe {
+                marker: true,
+                ..probe
+            });
+        }
         let bad = || {
             Error::Invalid(format!(
                 "probe `{s}`: expected LIB:FUNC[:SIZE_ARG], e.g. `libc:malloc:0` or `/path/libfoo.so:foo_alloc`"
@@ -204,6 +239,35 @@ pub const fn allocator_library(platform: Platform) -> &'static str {
     }
 }
 
+/// The names allocators linked into a program under their own prefix give a catalog function,
+/// with its arguments in the same places (the size where the catalog's probe reads it): mimalloc
+/// (`mi_`, what Rust's `mimalloc` crate calls, `_aligned` with the alignment after the size) and
+/// jemalloc built with a prefix (`_rjem_`, Rust's `tikv-jemallocator`; `mallocx`/`rallocx` take
+/// flags after the size). A zeroing `mi_zalloc*` counts as `malloc`: its size is its first
+/// argument, not a count times a size.
+pub fn linked_in_names(function: &str) -> &'static [&'static str] {
+    match function {
+        "malloc" => &[
+            "mi_malloc",
+            "mi_malloc_aligned",
+            "mi_zalloc",
+            "mi_zalloc_aligned",
+            "_rjem_malloc",
+            "_rjem_mallocx",
+        ],
+        "calloc" => &["mi_calloc", "_rjem_calloc"],
+        "realloc" => &[
+            "mi_realloc",
+            "mi_realloc_aligned",
+            "_rjem_realloc",
+            "_rjem_rallocx",
+        ],
+        "posix_memalign" => &["mi_posix_memalign", "_rjem_posix_memalign"],
+        "aligned_alloc" => &["mi_aligned_alloc", "_rjem_aligned_alloc"],
+        _ => &[],
+    }
+}
+
 /// The allocation functions probed by default on `platform`.
 ///
 /// ```
@@ -243,6 +307,12 @@ mod tests {
         assert!("malloc".parse::<Probe>().is_err());
         assert!("libc:malloc:9".parse::<Probe>().is_err());
         assert_eq!(p.to_string(), "libc:my_calloc:arg0*arg1");
+        let m = Probe::marker("/srv/bin/srv", "handle_request");
+        assert_eq!(m.to_string(), "/srv/bin/srv:handle_request:marker");
+        assert_eq!(m.to_string().parse::<Probe>().unwrap(), m);
+        assert!("/srv/bin/srv:handle_request:1:marker"
+            .parse::<Probe>()
+            .is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::fmt;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-use crate::profile::{FrameId, Profile, Weight};
+use crate::profile::{FrameId, Profile, Weight, WeightKind};
 
 /// A function with its weight and share of the total allocations.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -16,7 +16,8 @@ pub struct FunctionWeight {
     pub allocs: u64,
     /// Bytes (0 when unknown).
     pub bytes: u64,
-    /// Share of all allocation calls, in percent.
+    /// Share of all allocation calls (of all bytes, when the summary is ranked by bytes), in
+    /// percent.
     pub percent: f64,
 }
 
@@ -33,6 +34,9 @@ pub struct Summary {
     pub lost: u64,
     /// Input records an importer could not use.
     pub skipped: u64,
+    /// What the lists are ranked by, and what `percent` is a share of. Default is
+    /// allocations.
+    pub ranked_by: WeightKind,
     /// Functions that allocated directly (leaf frames), heaviest first.
     pub top_self: Vec<FunctionWeight>,
     /// Functions on the stack of an allocation (each counted once per stack), heaviest first.
@@ -80,8 +84,14 @@ impl RunStatus {
 }
 
 impl Summary {
-    /// The summary of `profile`, with `top` functions in each list.
+    /// The summary of `profile`, with `top` functions in each list, ranked by allocations.
     pub fn new(profile: &Profile, top: usize) -> Summary {
+        Summary::ranked(profile, top, WeightKind::Allocations)
+    }
+
+    /// The summary of `profile`, with `top` functions in each list, ranked by `weight` (the
+    /// other weight breaks ties).
+    pub fn ranked(profile: &Profile, top: usize, weight: WeightKind) -> Summary {
         let total = profile.total();
         let mut selfw: FxHashMap<FrameId, Weight> = FxHashMap::default();
         let mut totalw: FxHashMap<FrameId, Weight> = FxHashMap::default();
@@ -102,9 +112,13 @@ impl Summary {
         }
         let rank = |m: FxHashMap<FrameId, Weight>| -> Vec<FunctionWeight> {
             let mut v: Vec<(FrameId, Weight)> = m.into_iter().collect();
+            let key = |w: &Weight| match weight {
+                WeightKind::Allocations => (w.allocs, w.bytes),
+                WeightKind::Bytes => (w.bytes, w.allocs),
+            };
             v.sort_by(|a, b| {
-                (b.1.allocs, b.1.bytes)
-                    .cmp(&(a.1.allocs, a.1.bytes))
+                key(&b.1)
+                    .cmp(&key(&a.1))
                     .then_with(|| profile.name(a.0).cmp(profile.name(b.0)))
             });
             v.truncate(top);
@@ -113,10 +127,10 @@ impl Summary {
                     function: profile.name(id).to_owned(),
                     allocs: w.allocs,
                     bytes: w.bytes,
-                    percent: if total.allocs == 0 {
+                    percent: if total.get(weight) == 0 {
                         0.0
                     } else {
-                        100.0 * w.allocs as f64 / total.allocs as f64
+                        100.0 * w.get(weight) as f64 / total.get(weight) as f64
                     },
                 })
                 .collect()
@@ -127,6 +141,7 @@ impl Summary {
             stacks: profile.len(),
             lost: profile.lost,
             skipped: profile.skipped,
+            ranked_by: weight,
             top_self: rank(selfw),
             top_total: rank(totalw),
             filtered: None,
@@ -173,7 +188,12 @@ impl fmt::Display for Summary {
             ("by self (allocated directly)", &self.top_self),
             ("by total (on the stack)", &self.top_total),
         ] {
-            writeln!(f, "\ntop functions {title}:")?;
+            match self.ranked_by {
+                WeightKind::Allocations => writeln!(f, "\ntop functions {title}:")?,
+                WeightKind::Bytes => {
+                    writeln!(f, "\ntop functions {title}, by bytes (% of bytes):")?
+                }
+            }
             let with_bytes = self.bytes.is_some();
             if with_bytes {
                 writeln!(
@@ -256,6 +276,22 @@ pub fn human_bytes(b: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranked_by_bytes() {
+        let mut p = Profile::new();
+        p.bytes_known = true;
+        p.add(["p", "many_small", "malloc"], Weight::new(90, 900));
+        p.add(["p", "few_big", "calloc"], Weight::new(10, 9100));
+        let s = Summary::new(&p, 10);
+        assert_eq!(s.top_self[0].function, "malloc");
+        assert_eq!(s.top_self[0].percent, 90.0);
+        let s = Summary::ranked(&p, 10, WeightKind::Bytes);
+        assert_eq!(s.ranked_by, WeightKind::Bytes);
+        assert_eq!(s.top_self[0].function, "calloc");
+        assert_eq!(s.top_self[0].percent, 91.0);
+        assert!(s.to_string().contains("by bytes (% of bytes)"), "{s}");
+    }
 
     #[test]
     fn diff_orders_growth_first() {

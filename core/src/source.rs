@@ -104,6 +104,20 @@ pub struct RecordOptions {
     pub stop: Arc<AtomicBool>,
 }
 
+/// The frame at the root side of a stack cut at `max_depth` frames ([`RecordOptions::max_depth`],
+/// the allocator's own frame among them), the same in every backend.
+pub fn deeper_than_frame(max_depth: usize) -> String {
+    format!("[deeper than {max_depth} frames]")
+}
+
+/// The report's note on `stacks` allocations whose stacks were cut at `max_depth` frames.
+pub fn deeper_than_note(stacks: u64, max_depth: usize) -> String {
+    format!(
+        "{stacks} stacks were deeper than {max_depth} frames and end in `{}` at the root side",
+        deeper_than_frame(max_depth)
+    )
+}
+
 impl Default for RecordOptions {
     fn default() -> Self {
         RecordOptions {
@@ -246,6 +260,10 @@ pub struct RecordReport {
     pub exit_code: Option<i32>,
     /// The signal that killed a spawned target. Default is `None`.
     pub signal: Option<i32>,
+    /// How an attached process ended, when it ended during the recording and the backend saw
+    /// its status (its tracer reaped it). Default is `None`.
+    #[serde(skip)]
+    pub attached_exit: Option<ProgramExit>,
     /// Whether the recording ended early (Ctrl-C, the target vanished or was killed) and the
     /// results are partial.
     pub interrupted: bool,

@@ -1,7 +1,8 @@
 //! Symbolization of file-relative addresses that backends captured while the target lived.
 //!
 //! Backends hand over `(file, file offset)` pairs; this module turns them into function names
-//! (blazesym on Linux: ELF symbols and, where the file has DWARF, inlined functions), after the
+//! (blazesym on Linux: ELF symbols and, where the file has DWARF, inlined functions; on macOS
+//! the nearest symbol of the Mach-O file, [`symtab`]), after the
 //! target may have exited: the files stay on disk. Names are left mangled; the core demangles
 //! them later for every backend alike.
 
@@ -22,6 +23,8 @@ pub struct Symbols {
     /// Objects that could not be read, or were replaced since they were recorded.
     pub notes: Vec<String>,
 }
+
+pub mod symtab;
 
 /// Symbolizes the offsets of every object. An object the backend held open is read from that
 /// very file; otherwise its path is opened, and when the recorded build-id differs from the
@@ -124,18 +127,10 @@ mod imp {
     }
 }
 
+/// Elsewhere (macOS): the symbol tables of the files on disk.
 #[cfg(not(target_os = "linux"))]
 mod imp {
-    use std::sync::Arc;
-
-    use rustc_hash::FxHashMap;
-
-    use super::Symbols;
-    use crate::source::ObjectFile;
-
-    pub(super) fn symbolize_objects(_objects: FxHashMap<Arc<ObjectFile>, Vec<u64>>) -> Symbols {
-        Symbols::default()
-    }
+    pub(super) use super::symtab::symbolize_objects;
 }
 
 #[cfg(all(test, target_os = "linux"))]

@@ -99,6 +99,7 @@ kinds! {
     ReabstractionThunkHelperWithGlobalActor, KeyPathGetterThunkHelper,
     KeyPathSetterThunkHelper, KeyPathEqualsThunkHelper, KeyPathHashThunkHelper,
     KeyPathUnappliedMethodThunkHelper, KeyPathAppliedMethodThunkHelper, IsSerialized,
+    MetatypeParamsRemoved,
     PartialApplyForwarder, PartialApplyObjCForwarder, ObjCAttribute, NonObjCAttribute,
     DynamicAttribute, DirectMethodReferenceAttribute, VTableAttribute, DistributedThunk,
     DistributedAccessor, MergedFunction, DynamicallyReplaceableFunctionVar,

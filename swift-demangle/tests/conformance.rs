@@ -102,3 +102,26 @@ fn old_style_full_rate() {
         r.percent()
     );
 }
+
+/// Names of Swift 6.0.3's own libraries (Debian trixie's swiftlang) with a generic
+/// specialization's `m` flag (metatype parameters removed), which Swift's main-branch test
+/// pairs no longer have, as that toolchain's `swift demangle` prints them (full, simplified).
+#[test]
+fn metatype_params_removed_flag_of_swift_6_0() {
+    let name = "$ss22_ContiguousArrayBufferV19_uninitializedCount15minimumCapacityAByxGSi_SitcfCs5UInt8V_Tgmq5";
+    assert_eq!(
+        demangle(name, &Options::default()).as_deref(),
+        Some("generic specialization <serialized, Swift.UInt8> of Swift._ContiguousArrayBuffer.init(_uninitializedCount: Swift.Int, minimumCapacity: Swift.Int) -> Swift._ContiguousArrayBuffer<A>")
+    );
+    assert_eq!(
+        demangle(
+            name,
+            &Options {
+                simplified: true,
+                ..Options::default()
+            }
+        )
+        .as_deref(),
+        Some("specialized _ContiguousArrayBuffer.init(_uninitializedCount:minimumCapacity:)")
+    );
+}

@@ -2,6 +2,10 @@
 //! at test time with gcc, g++ or rustc into a temporary directory), recording them with a
 //! backend, and reading the results by the user frames the tests know (`main;level1;level2`).
 //!
+//! What does not depend on the backend is tested on each of them with the same program and the
+//! same assertions: a test written as `fn name(backend: Backend)` and listed under `both` in
+//! [`backend_tests!`] runs as `perf::name` and `preload::name`.
+//!
 //! Tests of a kernel facility or a compiler never skip silently: a skipped test writes
 //! `SKIPPED: <test>: needs …` to the real stderr (past libtest's capture), and with `CI=true` a
 //! missing capability fails. Tests wait for conditions ([`wait_until`]), never for fixed times.
@@ -9,19 +13,25 @@
 //! ```no_run
 //! let dir = allocflame_tests::TempDir::new("doc");
 //! let prog = allocflame_tests::build_c(&dir, "alloc_counts.c");
-//! let run = allocflame_tests::record_perf(&[prog.to_str().unwrap(), "1000"]).unwrap();
-//! assert_eq!(run.count_ending("main;level1;level2;malloc"), 1000);
+//! for backend in allocflame_tests::Backend::ALL {
+//!     let run = allocflame_tests::record(backend, &[prog.to_str().unwrap(), "1000"]).unwrap();
+//!     assert_eq!(run.count_ending("main;level1;level2;malloc"), 1000);
+//! }
 //! ```
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use allocflame_backend_perf::PerfSource;
+use allocflame_backend_preload::PreloadSource;
 use allocflame_core::source::{Collector, EventSource, RecordOptions, RecordReport, Target};
-use allocflame_core::{Profile, Result, Weight};
+use allocflame_core::{Error, Profile, Result, Weight};
+
+pub mod heaptrack;
+pub mod swift;
 
 /// A directory removed when dropped.
 pub struct TempDir(PathBuf);
@@ -206,10 +216,121 @@ pub fn tool_available(tool: &str, how: &str) -> bool {
 /// kernel keeps one uprobe (one int3) per (file, offset) for all recordings, and a recording
 /// that probes system-wide (a tracefs probe, an unfiltered eBPF uprobe) puts it into every
 /// process that maps libc: another test's recording would then change what these tests read.
+/// It also keeps every other recording away ([`Backend::turn`] of either backend waits for it).
 /// Poison-tolerant: one failed test does not fail the others.
-pub fn exclusive() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+pub fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    RECORDINGS.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The turns of the recordings in this test binary: a perf recording (and whatever needs the
+/// machine to itself) holds it for writing, in-process recordings hold it for reading.
+static RECORDINGS: RwLock<()> = RwLock::new(());
+
+/// A backend the end-to-end tests record with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// [`PerfSource`]: uprobes through perf_event_open, ptrace follows forks and execs.
+    Perf,
+    /// [`PreloadSource`]: the injected library counts in process (programs started here only).
+    Preload,
+}
+
+/// A test's turn to record, held until dropped (see [`Backend::turn`]).
+pub enum Turn {
+    /// The machine to itself: no other recording of this test binary runs.
+    Alone(RwLockWriteGuard<'static, ()>),
+    /// Beside other in-process recordings, never beside a perf recording.
+    Shared(RwLockReadGuard<'static, ()>),
+}
+
+impl Backend {
+    /// Both, perf first.
+    pub const ALL: [Backend; 2] = [Backend::Perf, Backend::Preload];
+
+    /// Its name, as its `RecordReport::backend` says it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Perf => "perf",
+            Backend::Preload => "preload",
+        }
+    }
+
+    /// Whether this machine can run it; when it cannot, the test says it is skipped and returns
+    /// early, except under `CI=true`, where that is a failure.
+    pub fn available(self) -> bool {
+        match self {
+            Backend::Perf => uprobes_available(),
+            Backend::Preload => preload_available(),
+        }
+    }
+
+    /// Waits for the running test's turn to record with this backend, building its programs
+    /// included. A perf recording runs alone: another recording, or a compiler, beside it made
+    /// its reader fall behind its target and the kernel drop events (2,962 in one CI run). An
+    /// in-process recording loses nothing to a busy machine (it counts in its target's own
+    /// threads), so such recordings share their turn, but never with a perf recording, whose
+    /// reader they would slow down.
+    pub fn turn(self) -> Turn {
+        match self {
+            Backend::Perf => Turn::Alone(exclusive()),
+            Backend::Preload => Turn::Shared(RECORDINGS.read().unwrap_or_else(|e| e.into_inner())),
+        }
+    }
+}
+
+/// Defines the tests of a file, each a function `fn name(backend: Backend)`, as tests named
+/// for their backend: those listed under `both` (behaviour that does not depend on the backend)
+/// once per backend, as `perf::name` and `preload::name`; those under `perf` or `preload` (what
+/// only that backend does, or says it cannot do) once, in that backend's module. Each runs only
+/// where its backend is available (else it says it is skipped; a failure under `CI=true`).
+///
+/// ```ignore
+/// allocflame_tests::backend_tests! {
+///     both: counts_are_exact, forks_are_followed;
+///     perf: a_user_probe_counts_once;
+///     preload: a_user_probe_is_declined;
+/// }
+/// ```
+#[macro_export]
+macro_rules! backend_tests {
+    (
+        both: $($both:ident),* $(,)? ;
+        $(perf: $($perf:ident),* $(,)? ;)?
+        $(preload: $($preload:ident),* $(,)? ;)?
+    ) => {
+        mod perf {
+            $($crate::backend_tests!(@test Perf $both);)*
+            $($($crate::backend_tests!(@test Perf $perf);)*)?
+        }
+        mod preload {
+            $($crate::backend_tests!(@test Preload $both);)*
+            $($($crate::backend_tests!(@test Preload $preload);)*)?
+        }
+    };
+    (@test $backend:ident $name:ident) => {
+        #[test]
+        fn $name() {
+            if $crate::Backend::$backend.available() {
+                super::$name($crate::Backend::$backend);
+            }
+        }
+    };
+}
+
+/// Whether this machine can run the in-process backend: Linux x86-64 and the library built
+/// (backend-preload's build script needs a C compiler). When it cannot, the test says it is
+/// skipped and returns early; a missing library fails under `CI=true`.
+pub fn preload_available() -> bool {
+    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        // Built for Linux x86-64 only so far: nothing to test elsewhere, even under CI.
+        tell(&format!(
+            "SKIPPED: {}: the in-process backend is built for Linux x86-64 only",
+            test_name()
+        ));
+        return false;
+    }
+    !allocflame_backend_preload::library().is_empty()
+        || skip("the in-process library, which this build lacks (backend-preload's build script needs a C compiler: apt-get install gcc)")
 }
 
 extern "C" {
@@ -253,6 +374,15 @@ impl Run {
         self.weight_ending(suffix).allocs
     }
 
+    /// The allocation count of the stacks whose root frame (the process name) is `root`.
+    pub fn count_rooted(&self, root: &str) -> u64 {
+        self.lines
+            .iter()
+            .filter(|(l, _)| l.split(';').next() == Some(root))
+            .map(|(_, w)| w.allocs)
+            .sum()
+    }
+
     /// The allocation count of stacks containing `part` anywhere.
     pub fn count_containing(&self, part: &str) -> u64 {
         self.lines
@@ -264,26 +394,87 @@ impl Run {
 
     /// The folded text, for failure messages.
     pub fn dump(&self) -> String {
-        self.lines
+        let lines = self
+            .lines
             .iter()
-            .map(|(l, w)| format!("{l} {}\n", w.allocs))
-            .collect()
+            .map(|(l, w)| format!("{l} {}\n", w.allocs));
+        let notes = self.report.notes.iter().map(|n| format!("note: {n}\n"));
+        lines.chain(notes).collect()
     }
 }
 
 /// Records `argv` with the perf backend and default options.
 pub fn record_perf(argv: &[&str]) -> Result<Run> {
-    record_with(
+    record(Backend::Perf, argv)
+}
+
+/// Records `target` with the perf backend and `options`.
+pub fn record_with(target: &Target, options: RecordOptions) -> Result<Run> {
+    record_on(Backend::Perf, target, options)
+}
+
+/// Records `argv` with `backend` and default options.
+pub fn record(backend: Backend, argv: &[&str]) -> Result<Run> {
+    record_on(
+        backend,
         &Target::spawn(argv.iter().copied()),
         RecordOptions::default(),
     )
 }
 
-/// Records `target` with the perf backend and `options`.
-pub fn record_with(target: &Target, options: RecordOptions) -> Result<Run> {
+/// How long a recording may take before [`record_on`] stops it and fails the test: generous
+/// (the test programs run for seconds, on a loaded machine for tens of seconds), so that a
+/// recording that hangs fails its test, with what it had, instead of holding up the suite.
+pub const RECORDING_DEADLINE: Duration = Duration::from_secs(300);
+
+/// Records `target` with `backend` and `options`; a recording still running after
+/// [`RECORDING_DEADLINE`] is stopped (`options.stop`) and fails the test.
+pub fn record_on(backend: Backend, target: &Target, options: RecordOptions) -> Result<Run> {
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let stop = options.stop.clone();
+    let test = test_name();
+    let watchdog = std::thread::spawn(move || {
+        let hung = finished.recv_timeout(RECORDING_DEADLINE)
+            == Err(std::sync::mpsc::RecvTimeoutError::Timeout);
+        if hung {
+            tell(&format!(
+                "{test}: the recording still runs after {RECORDING_DEADLINE:?}: stopping it"
+            ));
+            stop.store(true, Ordering::SeqCst);
+        }
+        hung
+    });
     let mut sink = Collector::new(&options.probes);
-    let report = PerfSource::default().record(target, &options, &mut sink)?;
-    Ok(Run::new(sink.finish(), report))
+    let report = match backend {
+        Backend::Perf => PerfSource::default().record(target, &options, &mut sink),
+        Backend::Preload => PreloadSource::default().record(target, &options, &mut sink),
+    };
+    drop(done);
+    let hung = watchdog.join().unwrap_or(true);
+    let report = report?;
+    assert_eq!(report.backend, backend.name(), "another backend ran");
+    let run = Run::new(sink.finish(), report);
+    assert!(
+        !hung,
+        "{backend:?}: recording {target:?} did not end within {RECORDING_DEADLINE:?}; stopped, it had:\n{}",
+        run.dump()
+    );
+    Ok(run)
+}
+
+/// The reason the in-process backend gives for not recording `target` with `options` (its
+/// [`Error::Unsupported`]); panics with what it did instead. Such a program is one the perf
+/// backend records (its own test says so): the in-process backend must say that it cannot,
+/// never record it partly.
+pub fn unsupported_in_process(target: &Target, options: RecordOptions) -> String {
+    match record_on(Backend::Preload, target, options) {
+        Err(Error::Unsupported(why)) => why,
+        Err(e) => panic!("{target:?}: expected Error::Unsupported, got {e:?}"),
+        Ok(run) => panic!(
+            "{target:?}: expected Error::Unsupported, but it recorded:\n{}",
+            run.dump()
+        ),
+    }
 }
 
 /// The state letter of /proc/PID/stat (R, S, T, t, Z…).

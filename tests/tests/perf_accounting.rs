@@ -56,6 +56,25 @@ impl Drop for BusyLoops {
     }
 }
 
+/// Starves the reader: this thread (which reads, keeping its priority) goes to CPU 0 at nice
+/// 19, where the target runs at nice -10 (alloc_counts sets its own); busy loops at nice -10
+/// hold the other CPUs. Returns the busy loops.
+fn starve_this_thread() -> BusyLoops {
+    let busy = BusyLoops::start(-10, true);
+    std::env::set_var("ALLOC_COUNTS_NICE", "-10");
+    let mut one_cpu = [0u64; 16];
+    one_cpu[0] = 1;
+    // SAFETY: affinity and priority of this thread only; the set is a valid cpu_set_t.
+    unsafe {
+        assert_eq!(
+            sched_setaffinity(0, std::mem::size_of_val(&one_cpu), one_cpu.as_ptr()),
+            0
+        );
+        setpriority(0, gettid(), 19);
+    }
+    busy
+}
+
 fn record(source: &PerfSource, argv: &[&str]) -> (u64, RecordReport) {
     let options = RecordOptions::default();
     let mut sink = Collector::new(&options.probes);
@@ -126,21 +145,8 @@ fn counted_plus_lost_is_calls_with_the_reader_starved() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let n = 40_000u64;
     let calls = n + n / 4 + n / 10;
-    // The reader (this thread, which keeps its priority) and the target share CPU 0, the
-    // target at nice -10 (the program sets its own), the reader at nice 19; busy loops at nice
-    // -10 hold the other CPUs. A starved reader loses events: each must be counted as lost.
-    let _busy = BusyLoops::start(-10, true);
-    std::env::set_var("ALLOC_COUNTS_NICE", "-10");
-    let mut one_cpu = [0u64; 16];
-    one_cpu[0] = 1;
-    // SAFETY: affinity and priority of this thread only; the set is a valid cpu_set_t.
-    unsafe {
-        assert_eq!(
-            sched_setaffinity(0, std::mem::size_of_val(&one_cpu), one_cpu.as_ptr()),
-            0
-        );
-        setpriority(0, gettid(), 19);
-    }
+    // A starved reader with a tiny buffer loses events: each must be counted as lost.
+    let _busy = starve_this_thread();
     let source = PerfSource {
         buffer_bytes: Some(32 << 10),
         keep_priority: true,
@@ -155,6 +161,40 @@ fn counted_plus_lost_is_calls_with_the_reader_starved() {
     assert!(
         lost > 0,
         "a starved reader with a 32 KiB buffer lost nothing"
+    );
+}
+
+#[test]
+fn a_reader_that_falls_behind_pauses_the_program_and_loses_nothing() {
+    if !uprobes_available() {
+        return;
+    }
+    let dir = TempDir::new("acct-paused");
+    let prog = build_c(&dir, "alloc_counts.c");
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let n = 12_000u64;
+    let calls = n + n / 4 + n / 10;
+    // The reader starved, with the default buffer (64 MiB per CPU, 32 KiB of stack per
+    // allocation: 2,000 allocations fill it, the program makes 16,200): it can hardly run
+    // while the program does, and falls behind for certain. The tracer must pause the program
+    // before a buffer is full.
+    let _busy = starve_this_thread();
+    let source = PerfSource {
+        keep_priority: true,
+        ..PerfSource::default()
+    };
+    let (counted, report) = record(&source, &[prog.to_str().unwrap(), &n.to_string()]);
+    check(counted, &report, calls, 0);
+    assert_eq!(report.lost, 0, "{report:?}");
+    assert_eq!(counted, calls, "{report:?}");
+    assert_eq!(report.exit_code, Some(0), "{report:?}");
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("the program was paused")),
+        "a starved reader never paused the program: {:?}",
+        report.notes
     );
 }
 

@@ -90,8 +90,11 @@ impl Discovery {
             wanted: probes
                 .iter()
                 .flat_map(|p| {
-                    std::iter::once(p.function.as_str())
-                        .chain(prefixed(&p.function).iter().copied())
+                    std::iter::once(p.function.as_str()).chain(
+                        allocflame_core::probes::linked_in_names(&p.function)
+                            .iter()
+                            .copied(),
+                    )
                 })
                 .chain([DEBUG_STATE])
                 .map(str::to_owned)
@@ -143,6 +146,15 @@ impl Discovery {
                         });
                     }
                 }
+                continue;
+            }
+            // allocflame's in-process library forwards each call to the allocator after it
+            // (a process the perf backend takes over from it at an exec may still map it).
+            let own = Path::new(&m.path)
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("liballocflame_preload"));
+            if own {
+                self.files.insert(m.inode, None);
                 continue;
             }
             let file = procfs::map_file(tid, m.start, m.end)
@@ -256,7 +268,7 @@ impl Discovery {
                 // it (an allocator that defines both forwards one to the other).
                 let names: &[&str] = match defined.contains_key(p.function.as_str()) {
                     true => &[p.function.as_str()],
-                    false if !user => prefixed(&p.function),
+                    false if !user => allocflame_core::probes::linked_in_names(&p.function),
                     false => &[],
                 };
                 for name in names {
@@ -275,35 +287,6 @@ impl Discovery {
             debug_state: defined.get(DEBUG_STATE).map(|&(off, _)| off),
         };
         (Some(analyzed), functions)
-    }
-}
-
-/// The names allocators linked into a program under their own prefix give a catalog function,
-/// with its arguments in the same places (the size where the catalog's probe reads it): mimalloc
-/// (`mi_`, what Rust's `mimalloc` crate calls, `_aligned` with the alignment after the size) and
-/// jemalloc built with a prefix (`_rjem_`, Rust's `tikv-jemallocator`; `mallocx`/`rallocx` take
-/// flags after the size). A zeroing `mi_zalloc*` counts as `malloc`: its size is its first
-/// argument, not a count times a size.
-fn prefixed(function: &str) -> &'static [&'static str] {
-    match function {
-        "malloc" => &[
-            "mi_malloc",
-            "mi_malloc_aligned",
-            "mi_zalloc",
-            "mi_zalloc_aligned",
-            "_rjem_malloc",
-            "_rjem_mallocx",
-        ],
-        "calloc" => &["mi_calloc", "_rjem_calloc"],
-        "realloc" => &[
-            "mi_realloc",
-            "mi_realloc_aligned",
-            "_rjem_realloc",
-            "_rjem_rallocx",
-        ],
-        "posix_memalign" => &["mi_posix_memalign", "_rjem_posix_memalign"],
-        "aligned_alloc" => &["mi_aligned_alloc", "_rjem_aligned_alloc"],
-        _ => &[],
     }
 }
 

@@ -17,7 +17,7 @@ use allocflame_core::{Error, Result};
 use perf_event_open_sys as sys;
 use sys::bindings as b;
 
-use super::uprobes::Uprobes;
+use super::uprobes::{Attach, Uprobes};
 use crate::record::{regs, Layout};
 
 /// PERF_FORMAT_ID | PERF_FORMAT_LOST: `read()` gives the count, the id and the samples lost.
@@ -140,17 +140,19 @@ pub(crate) fn open_trap(
     let mut attr = bare_attr();
     attr.sig_data = TRAP_DATA;
     attr.set_sigtrap(1);
-    uprobes.open_with(path, offset, attr, pid, -1)
+    uprobes.open_with(path, offset, attr, pid, -1, None)
 }
 
-/// Opens a uprobe event on task `pid` that records nothing, for a BPF program to run at.
+/// Opens a uprobe event on task `pid` that records nothing, where the BPF program that `attach`
+/// attaches runs at each hit (see `Uprobes::open_with`).
 pub(crate) fn open_bare_uprobe(
     uprobes: &Uprobes,
     path: &Path,
     offset: u64,
     pid: i32,
+    attach: &Attach<'_>,
 ) -> io::Result<OwnedFd> {
-    uprobes.open_with(path, offset, bare_attr(), pid, -1)
+    uprobes.open_with(path, offset, bare_attr(), pid, -1, Some(attach))
 }
 
 /// A uprobe event that samples nothing, gone at the task's next exec, read like the others at
@@ -256,10 +258,52 @@ pub(crate) fn redirect_output_raw(fd: &OwnedFd, leader: std::os::fd::RawFd) -> i
 }
 
 /// A perf ring buffer, read in place.
-pub(crate) struct Ring {
-    fd: OwnedFd,
+/// A ring buffer's mapping, shared by the reader's [`Ring`] and the tracer's [`Gauge`]: unmapped
+/// when the last of them is gone.
+struct Mapping {
     base: *mut u8,
     len: usize,
+}
+
+// SAFETY: the mapping is only read and written through volatile accesses of the metadata page
+// (the kernel's protocol) and by the one reader of the data area.
+unsafe impl Send for Mapping {}
+// SAFETY: as above; the gauge only loads `data_head` and `data_tail`.
+unsafe impl Sync for Mapping {}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping what `Ring::new` mapped, once nothing refers to it.
+        unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
+    }
+}
+
+/// How full a ring buffer is, read by a thread other than its reader.
+#[derive(Clone)]
+pub(crate) struct Gauge {
+    map: std::sync::Arc<Mapping>,
+    size: u64,
+}
+
+impl Gauge {
+    /// The bytes written and not yet consumed, in eighths of the buffer.
+    pub(crate) fn eighths(&self) -> u64 {
+        let meta = self.map.base as *const b::perf_event_mmap_page;
+        // SAFETY: volatile loads of the metadata page, mapped while `map` lives.
+        let (head, tail) = unsafe {
+            (
+                std::ptr::addr_of!((*meta).data_head).read_volatile(),
+                std::ptr::addr_of!((*meta).data_tail).read_volatile(),
+            )
+        };
+        head.saturating_sub(tail) * 8 / self.size.max(1)
+    }
+}
+
+pub(crate) struct Ring {
+    fd: OwnedFd,
+    map: std::sync::Arc<Mapping>,
+    base: *mut u8,
     data: *const u8,
     size: u64,
     /// Head as loaded at the start of the current batch.
@@ -303,8 +347,8 @@ impl Ring {
         };
         Ok(Ring {
             fd,
+            map: std::sync::Arc::new(Mapping { base, len }),
             base,
-            len,
             // SAFETY: data_offset lies inside the mapping.
             data: unsafe { base.add(offset as usize) },
             size,
@@ -316,6 +360,14 @@ impl Ring {
 
     pub(crate) fn fd(&self) -> &OwnedFd {
         &self.fd
+    }
+
+    /// A view of how full this buffer is, for another thread.
+    pub(crate) fn gauge(&self) -> Gauge {
+        Gauge {
+            map: self.map.clone(),
+            size: self.size,
+        }
     }
 
     fn meta(&self) -> *mut b::perf_event_mmap_page {
@@ -383,13 +435,6 @@ impl Ring {
 
 // SAFETY: the mapping belongs to the Ring alone; moving it to another thread is fine.
 unsafe impl Send for Ring {}
-
-impl Drop for Ring {
-    fn drop(&mut self) {
-        // SAFETY: unmapping what `new` mapped.
-        unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
-    }
-}
 
 pub(crate) fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.

@@ -16,7 +16,7 @@ use allocflame_core::{Error, Result};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::discover::{DebugState, Discovery, Scan};
-use super::events::{self, EventSpec, Ring};
+use super::events::{self, EventSpec, Gauge, Ring};
 use super::spawn;
 use super::stopper::Stopper;
 use crate::interpret::Location;
@@ -41,6 +41,8 @@ pub(crate) struct EventParams {
     /// The probes, and which of them are the user's (placed only in a library of their name).
     pub probes: Vec<allocflame_core::probes::Probe>,
     pub user_probe: Vec<bool>,
+    /// How full each CPU's buffer is (set once they are open), for pausing the program.
+    pub gauges: Vec<Gauge>,
     /// Whether uprobe events are opened disabled (while an attach opens those of every
     /// thread: they start together, and nothing fills the buffers before the reader runs).
     pub start_disabled: bool,
@@ -179,8 +181,11 @@ fn arm(
         return;
     };
     let opened = match &alloc.stopper {
-        Some(stopper) => events::open_bare_uprobe(&params.uprobes, &ds.open_path, ds.offset, tid)
-            .and_then(|fd| stopper.attach(&fd).map(|_| fd)),
+        Some(stopper) => {
+            events::open_bare_uprobe(&params.uprobes, &ds.open_path, ds.offset, tid, &|fd| {
+                stopper.attach(fd)
+            })
+        }
         None if alloc.sigtrap_stops => {
             events::open_trap(&params.uprobes, &ds.open_path, ds.offset, tid)
         }
@@ -212,7 +217,7 @@ pub(crate) struct Shared {
     pub timed: Mutex<Vec<(u64, Synthetic)>>,
     /// Set by the reader to end the tracer thread.
     pub quit: AtomicBool,
-    /// The exit of the spawned program, once it ended.
+    /// The exit of the spawned program (or of the attached process), once it ended.
     pub main_exit: Mutex<Option<ProgramExit>>,
     /// Tasks still traced (the spawned program's threads and the processes it started).
     pub live: AtomicUsize,
@@ -466,6 +471,20 @@ fn seize(tid: i32, children: bool) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Asks tracee `tid` for a `PTRACE_EVENT_STOP` (no signal; a task already stopped stays in
+/// its stop, and no new one is reported).
+fn interrupt(tid: i32) {
+    // SAFETY: a ptrace request on one of our tracees; errors (task gone) are harmless.
+    unsafe {
+        libc::ptrace(
+            libc::PTRACE_INTERRUPT,
+            tid,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_void>(),
+        )
+    };
+}
+
 fn ptrace_cont(req: libc::c_uint, tid: i32, sig: i32) {
     // SAFETY: resuming a tracee of this thread; errors (task gone) are harmless.
     unsafe {
@@ -653,15 +672,22 @@ pub(crate) fn tracer_thread(
             }
         }
     }
-    // New tasks wait for this thread: as root, run it ahead of ordinary processes.
-    // SAFETY: setpriority on our own thread id; failing is harmless.
+    // New tasks wait for this thread, and it pauses the program when the reader falls
+    // behind: as root it runs at the lowest real-time priority (asleep but for ~µs every 50 to
+    // 300 µs), else at nice -10. Processes it forks from now on start with normal scheduling.
+    // SAFETY: scheduling calls on our own thread id; failing is harmless.
     unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, -10);
+        let tid = libc::syscall(libc::SYS_gettid) as libc::pid_t;
+        let param = libc::sched_param { sched_priority: 1 };
+        if libc::sched_setscheduler(tid, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &param) != 0
+        {
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, -10);
+        }
     }
     if let Ok(mut n) = shared.notes.lock() {
         n.extend(notes.drain(..));
     }
+    params.gauges = rings.iter().map(Ring::gauge).collect();
     if ready
         .send(Ok(Started {
             rings,
@@ -678,7 +704,7 @@ pub(crate) fn tracer_thread(
         &shared,
         &mut tasks,
         &mut alloc,
-        spawned,
+        main_pid,
         &mut graveyard,
     );
     if let Some(pid) = spawned {
@@ -760,14 +786,152 @@ fn wait_main(pid: i32, block: bool) -> Option<ProgramExit> {
     }
 }
 
+/// Holding the program while the reader catches up. When a buffer is 3/8 full, the tracer
+/// interrupts each running task (`PTRACE_INTERRUPT`: no signal, nothing the program can see but
+/// the pause) and keeps it stopped until every buffer is below a quarter full: the kernel should
+/// never find a buffer full (the tracer looks at least every 300 µs, every 50 µs once one is a
+/// quarter full; a buffer of the default 64 MiB fills in ~10 ms at most). Sleeping tasks are left alone (an
+/// interrupt would end an `epoll_wait` with EINTR); one that wakes is taken at the next round.
+pub(crate) struct Pressure {
+    gauges: Vec<Gauge>,
+    on: Option<Instant>,
+    /// Tasks interrupted in this episode, whose stop may not have come yet.
+    asked: FxHashSet<i32>,
+    /// Tasks kept stopped.
+    held: Vec<i32>,
+    episodes: u64,
+    paused: Duration,
+}
+
+impl Pressure {
+    fn new(gauges: Vec<Gauge>) -> Pressure {
+        Pressure {
+            gauges,
+            on: None,
+            asked: FxHashSet::default(),
+            held: Vec::new(),
+            episodes: 0,
+            paused: Duration::ZERO,
+        }
+    }
+
+    /// Looks at the buffers; while they are too full, interrupts the running tasks of `known`
+    /// (all when the pressure starts, else only at a new `round`).
+    fn update(&mut self, known: &[i32], round: bool) {
+        let worst = self.gauges.iter().map(Gauge::eighths).max().unwrap_or(0);
+        let started = match self.on {
+            None if worst >= 3 => {
+                self.on = Some(Instant::now());
+                self.episodes += 1;
+                true
+            }
+            Some(_) if worst < 2 => {
+                self.release();
+                false
+            }
+            _ => false,
+        };
+        if self.on.is_none() || !(started || round) {
+            return;
+        }
+        for &tid in known {
+            if !self.asked.contains(&tid) && procfs::running(tid) {
+                interrupt(tid);
+                self.asked.insert(tid);
+            }
+        }
+    }
+
+    /// Whether a buffer is filling up: the tracer then looks more often.
+    fn rising(&self) -> bool {
+        self.on.is_some() || self.gauges.iter().any(|g| g.eighths() >= 2)
+    }
+
+    /// At a `PTRACE_EVENT_STOP` of `tid`: whether it is ours to keep stopped.
+    fn hold(&mut self, tid: i32) -> bool {
+        if self.on.is_some() && self.asked.contains(&tid) {
+            self.held.push(tid);
+            return true;
+        }
+        false
+    }
+
+    /// Whether `tid` is kept stopped now.
+    fn holds(&self, tid: i32) -> bool {
+        self.held.contains(&tid)
+    }
+
+    fn forget(&mut self, tid: i32) {
+        self.asked.remove(&tid);
+        self.held.retain(|&t| t != tid);
+    }
+
+    /// Resumes every task held; ends the episode.
+    fn release(&mut self) {
+        for tid in self.held.drain(..) {
+            ptrace_cont(libc::PTRACE_CONT, tid, 0);
+        }
+        self.asked.clear();
+        if let Some(since) = self.on.take() {
+            self.paused += since.elapsed();
+        }
+    }
+
+    fn note(&self) -> Option<String> {
+        (self.episodes > 0).then(|| {
+            format!(
+                "the program was paused {} times ({:.0} ms in all) while allocflame caught up with its buffers",
+                self.episodes,
+                self.paused.as_secs_f64() * 1000.0
+            )
+        })
+    }
+}
+
+/// How often the tracer looks in /proc for tasks of its processes that it traces but was not
+/// told of.
+const SWEEP: Duration = Duration::from_millis(200);
+
+/// Adds to `known` the tasks of `known`'s processes that this thread traces but that are not
+/// in it (a task is waited for by tid: one missing from `known` would never be resumed from its
+/// first stop nor reaped, and a process whose thread stays a zombie never ends); returns how
+/// many. The kernel attaches a new task before its creator's clone event, so a task is taken
+/// only when the sweep before (`suspects`) found it missing too: a net for an event that did
+/// not reach us, not a race with one on its way.
+fn adopt_unreported(known: &mut Vec<i32>, suspects: &mut Vec<i32>) -> usize {
+    // SAFETY: gettid has no preconditions.
+    let me = unsafe { libc::gettid() } as u32;
+    let mut tgids: Vec<i32> = known.iter().map(|&t| procfs::tgid_of(t)).collect();
+    tgids.sort_unstable();
+    tgids.dedup();
+    let mut missing = Vec::new();
+    for tgid in tgids {
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{tgid}/task")) else {
+            continue;
+        };
+        for tid in dir
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        {
+            if !known.contains(&tid) && procfs::tracer_of(tid) == me {
+                missing.push(tid);
+            }
+        }
+    }
+    let before = known.len();
+    known.extend(missing.iter().filter(|t| suspects.contains(t)));
+    *suspects = missing;
+    known.len() - before
+}
+
 /// At the end: resumes `tid` from the stops it is in, our own stops at the dynamic linker
 /// without their signal, and keeps the program's exit status if it ended.
-fn take_last_stops(tid: i32, spawned: Option<i32>, shared: &Shared, alloc: &Allocators) {
+fn take_last_stops(tid: i32, main_pid: i32, shared: &Shared, alloc: &Allocators) {
     let mut status = 0;
     // SAFETY: waiting for one of our tracees.
     while unsafe { libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) } == tid {
         if !libc::WIFSTOPPED(status) {
-            if Some(tid) == spawned {
+            if tid == main_pid {
                 if let Ok(mut e) = shared.main_exit.lock() {
                     *e = spawn::exit_of(status);
                 }
@@ -796,9 +960,10 @@ fn follow(
     shared: &Shared,
     tasks: &mut FxHashMap<i32, TaskEvents>,
     alloc: &mut Allocators,
-    spawned: Option<i32>,
+    main_pid: i32,
     graveyard: &mut Vec<OwnedFd>,
 ) {
+    let mut pressure = Pressure::new(params.gauges.clone());
     // Only our own tracees are waited for, by pid: waitpid(-1) would also reap children that
     // the host process (a test harness, an application embedding us) started itself.
     let mut known: Vec<i32> = tasks.keys().copied().collect();
@@ -811,6 +976,8 @@ fn follow(
     };
     // Tasks asked to stop for a new stack copy size.
     let mut resizing: FxHashMap<i32, u32> = FxHashMap::default();
+    let (mut last_sweep, mut adopted) = (Instant::now(), 0usize);
+    let mut suspects: Vec<i32> = Vec::new();
     while !shared.quit.load(Ordering::Relaxed) {
         shared.live.store(known.len(), Ordering::Relaxed);
         let asked = shared
@@ -820,27 +987,30 @@ fn follow(
             .unwrap_or_default();
         for (tid, bytes) in asked {
             let tid = tid as i32;
-            if tasks.get(&tid).is_some_and(|ev| ev.stack_bytes != bytes)
+            if pressure.holds(tid) {
+                // Stopped already (an interrupt now would be lost in that stop).
+                if let Some(ev) = tasks.get_mut(&tid).filter(|ev| ev.stack_bytes != bytes) {
+                    resize_task(params, tid, leaders, shared, ev, bytes, graveyard);
+                }
+            } else if tasks.get(&tid).is_some_and(|ev| ev.stack_bytes != bytes)
                 && resizing.insert(tid, bytes).is_none()
             {
-                // SAFETY: a ptrace request on one of our tracees.
-                unsafe {
-                    libc::ptrace(
-                        libc::PTRACE_INTERRUPT,
-                        tid,
-                        std::ptr::null_mut::<libc::c_void>(),
-                        std::ptr::null_mut::<libc::c_void>(),
-                    )
-                };
+                interrupt(tid);
             }
         }
         if known.is_empty() {
             std::thread::sleep(Duration::from_millis(1));
             continue;
         }
+        pressure.update(&known, next >= known.len());
         if next >= known.len() {
             next = 0;
-            std::thread::sleep(Duration::from_micros(300));
+            if last_sweep.elapsed() >= SWEEP {
+                last_sweep = Instant::now();
+                adopted += adopt_unreported(&mut known, &mut suspects);
+            }
+            let nap = if pressure.rising() { 50 } else { 300 };
+            std::thread::sleep(Duration::from_micros(nap));
         }
         let tid = known[next];
         let mut status = 0;
@@ -852,6 +1022,7 @@ fn follow(
         }
         if r < 0 {
             known.swap_remove(next);
+            pressure.forget(tid);
             if let Some(ev) = tasks.remove(&tid) {
                 graveyard.extend(ev.into_fds());
             }
@@ -859,13 +1030,14 @@ fn follow(
         }
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
             known.swap_remove(next);
+            pressure.forget(tid);
             // Closing a uprobe event waits for RCU grace periods (~70 ms here) under a kernel
             // mutex that opening one also takes: closing now would stall the target's next
             // thread creation, so the fds are closed after the recording.
             if let Some(ev) = tasks.remove(&tid) {
                 graveyard.extend(ev.into_fds());
             }
-            if Some(tid) == spawned {
+            if tid == main_pid {
                 if let Ok(mut e) = shared.main_exit.lock() {
                     *e = spawn::exit_of(status);
                 }
@@ -909,7 +1081,10 @@ fn follow(
                     Err((e, _)) => untraced(tid, &e),
                 }
             }
-            ptrace_cont(libc::PTRACE_CONT, tid, 0);
+            // Stopped for the reader to catch up: kept until it has.
+            if !pressure.hold(tid) {
+                ptrace_cont(libc::PTRACE_CONT, tid, 0);
+            }
         } else if event == libc::PTRACE_EVENT_EXEC {
             // A non-leader thread that exec'd took over the leader's id; its old id is gone.
             let former =
@@ -970,6 +1145,27 @@ fn follow(
             ptrace_cont(libc::PTRACE_CONT, tid, sig);
         }
     }
+    // The recording is over: no hit from here on. An attached process runs on, and the tasks
+    // held for the reader would fill the buffers again, while the reader waits for this thread
+    // instead of reading: what they do now would be lost, not recorded.
+    for ev in tasks.values() {
+        for fd in &ev.uprobes {
+            events::disable(fd);
+        }
+    }
+    pressure.release();
+    if let Some(note) = pressure.note() {
+        if let Ok(mut n) = shared.notes.lock() {
+            n.push(note);
+        }
+    }
+    if adopted > 0 {
+        if let Ok(mut n) = shared.notes.lock() {
+            n.push(format!(
+                "{adopted} tasks traced from their birth were not reported to allocflame by their creator's clone event and were found later in /proc: allocations they made before that were not seen"
+            ));
+        }
+    }
     // No stop at the dynamic linker after we detach: a SIGTRAP nobody takes would kill the
     // task. One whose trap fired already is resumed without it.
     // (Disabling an event does not stop a BPF program attached to it: the switch does.)
@@ -986,7 +1182,7 @@ fn follow(
     for _ in 0..400 {
         let mut pending = false;
         for &tid in &known {
-            take_last_stops(tid, spawned, shared, alloc);
+            take_last_stops(tid, main_pid, shared, alloc);
             pending |= procfs::trap_pending(tid);
         }
         if !pending {

@@ -6,7 +6,7 @@ mod discover;
 mod events;
 mod follow;
 mod resolve;
-mod spawn;
+pub mod spawn;
 mod stopper;
 mod uprobes;
 
@@ -233,6 +233,7 @@ pub(crate) fn record(
         probes: options.probes.clone(),
         user_probe: user_probe.clone(),
         start_disabled: false,
+        gauges: Vec::new(),
         locs: locs.clone(),
         layout,
         max_callchain,
@@ -266,6 +267,9 @@ pub(crate) fn record(
     };
     let main_pid = started.main_pid;
     let mut rings = started.rings;
+    if let Some(ready) = &source.ready {
+        ready.store(true, Ordering::Release);
+    }
     // An attach's duration counts from when its probes are in place.
     let deadline = duration.and_then(|d| Instant::now().checked_add(d));
     phase("events open, program started");
@@ -353,6 +357,7 @@ pub(crate) fn record(
                 .notes
                 .push(format!("process {main_pid} exited during the recording"));
         }
+        report.attached_exit = shared.main_exit.lock().ok().and_then(|e| *e);
     } else {
         let exit = shared.main_exit.lock().ok().and_then(|e| *e);
         report.set_exit(exit);

@@ -1,5 +1,5 @@
 //! Starting the target held before `exec`, so that the probes are in place before its first
-//! instruction: fork, open the events on the child, then let it exec.
+//! instruction: fork, open the events on the child (or prepare its environment), then let it exec.
 
 use std::ffi::{CString, OsString};
 use std::io;
@@ -12,14 +12,15 @@ use allocflame_core::{Error, Result};
 use crate::inherited::{Inherited, MAX_SIGNAL};
 
 /// A forked child waiting for [`HeldChild::release`] to exec the program.
-pub(crate) struct HeldChild {
+pub struct HeldChild {
+    /// Its process id.
     pub pid: i32,
     go: i32,
     exec_err: i32,
 }
 
 /// Looks `program` up in `PATH` as a shell would.
-pub(crate) fn resolve_program(program: &OsString) -> Result<PathBuf> {
+pub fn resolve_program(program: &OsString) -> Result<PathBuf> {
     let p = Path::new(program);
     let candidate = if p.as_os_str().as_bytes().contains(&b'/') {
         Some(p.to_path_buf())
@@ -166,6 +167,16 @@ unsafe fn set_raw(_sig: i32, _handler: libc::sighandler_t) {}
 /// dispositions, signal mask and standard descriptors allocflame was started with
 /// ([`Inherited`]), whatever allocflame changed since.
 pub(crate) fn spawn_held(program: &Path, argv: &[OsString]) -> Result<HeldChild> {
+    spawn_held_with(program, argv, None)
+}
+
+/// [`spawn_held`] with the environment `env` (`NAME=value` entries) instead of allocflame's
+/// own.
+pub fn spawn_held_with(
+    program: &Path,
+    argv: &[OsString],
+    env: Option<&[OsString]>,
+) -> Result<HeldChild> {
     let path = cstr(program.as_os_str().as_bytes())?;
     let args: Vec<CString> = argv
         .iter()
@@ -173,6 +184,15 @@ pub(crate) fn spawn_held(program: &Path, argv: &[OsString]) -> Result<HeldChild>
         .collect::<Result<_>>()?;
     let mut arg_ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     arg_ptrs.push(std::ptr::null());
+    let vars: Option<Vec<CString>> = env
+        .map(|e| e.iter().map(|v| cstr(v.as_bytes())).collect::<Result<_>>())
+        .transpose()?;
+    let mut env_ptrs: Option<Vec<*const libc::c_char>> = vars
+        .as_ref()
+        .map(|v| v.iter().map(|a| a.as_ptr()).collect());
+    if let Some(p) = env_ptrs.as_mut() {
+        p.push(std::ptr::null());
+    }
     let io_err = |e: io::Error| Error::os("cannot start the program", e);
     let go = pipe().map_err(io_err)?;
     let exec_err = pipe().map_err(io_err)?;
@@ -192,7 +212,10 @@ pub(crate) fn spawn_held(program: &Path, argv: &[OsString]) -> Result<HeldChild>
             let n = libc::read(go[0], &mut b as *mut u8 as *mut libc::c_void, 1);
             if n == 1 {
                 untouched.restore();
-                libc::execv(path.as_ptr(), arg_ptrs.as_ptr());
+                match &env_ptrs {
+                    Some(env) => libc::execve(path.as_ptr(), arg_ptrs.as_ptr(), env.as_ptr()),
+                    None => libc::execv(path.as_ptr(), arg_ptrs.as_ptr()),
+                };
             }
             let e: i32 = *libc::__errno_location();
             libc::write(exec_err[1], &e as *const i32 as *const libc::c_void, 4);
@@ -213,7 +236,7 @@ pub(crate) fn spawn_held(program: &Path, argv: &[OsString]) -> Result<HeldChild>
 
 impl HeldChild {
     /// Lets the child exec; an exec failure is reported here.
-    pub(crate) fn release(&mut self, program: &Path) -> Result<()> {
+    pub fn release(&mut self, program: &Path) -> Result<()> {
         let b = 1u8;
         // SAFETY: writing one byte to our pipe end, then reading the CLOEXEC error pipe, which
         // reports EOF once exec succeeded.
@@ -237,7 +260,7 @@ impl HeldChild {
     }
 
     /// Kills a child that never ran the program (events could not be opened).
-    pub(crate) fn abandon(&mut self) {
+    pub fn abandon(&mut self) {
         // SAFETY: killing and reaping our own child.
         unsafe {
             libc::kill(self.pid, libc::SIGKILL);
@@ -255,7 +278,7 @@ impl HeldChild {
 }
 
 /// How a child whose `waitpid` status is `status` ended; `None` if it did not (a stop).
-pub(crate) fn exit_of(status: i32) -> Option<ProgramExit> {
+pub fn exit_of(status: i32) -> Option<ProgramExit> {
     if libc::WIFEXITED(status) {
         Some(ProgramExit::Code(libc::WEXITSTATUS(status)))
     } else if libc::WIFSIGNALED(status) {
@@ -267,7 +290,7 @@ pub(crate) fn exit_of(status: i32) -> Option<ProgramExit> {
 
 /// Waits for (`block`) or looks at our child `pid`: how it ended; `None` while it runs, or
 /// when it is not our child (any more).
-pub(crate) fn try_wait(pid: i32, block: bool) -> Option<ProgramExit> {
+pub fn try_wait(pid: i32, block: bool) -> Option<ProgramExit> {
     let mut status = 0;
     // SAFETY: waiting for our own child.
     let r = unsafe { libc::waitpid(pid, &mut status, if block { 0 } else { libc::WNOHANG }) };

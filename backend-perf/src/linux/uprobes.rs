@@ -45,6 +45,9 @@ const TRACEFS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 /// The prefix of every group this module writes into `uprobe_events`; the guardian's pid follows.
 const GROUP_PREFIX: &str = "allocflame_";
 
+/// Attaches a BPF program to an event (see [`Uprobes::open_with`]).
+pub(crate) type Attach<'a> = dyn Fn(&OwnedFd) -> io::Result<()> + 'a;
+
 /// The uprobe events of one recording: how they are opened, and their release.
 pub(crate) struct Uprobes {
     pmu: u32,
@@ -85,11 +88,25 @@ impl Uprobes {
 
     /// Opens a uprobe event as `spec` says on task `pid` on `cpu`.
     pub(crate) fn open(&self, spec: &EventSpec<'_>, pid: i32, cpu: i32) -> io::Result<OwnedFd> {
-        self.open_with(spec.path, spec.offset, events::uprobe_attr(spec), pid, cpu)
+        self.open_with(
+            spec.path,
+            spec.offset,
+            events::uprobe_attr(spec),
+            pid,
+            cpu,
+            None,
+        )
     }
 
     /// Opens an event with attributes `attr` on the uprobe at `path`+`offset`, for task `pid`
     /// on `cpu`, by the route of the recording's other uprobe events.
+    ///
+    /// With `program`, a BPF program runs at each hit of the probe in the task: `program`
+    /// attaches it to an event. The kernel keeps a tracefs probe's programs with the probe, not
+    /// with each event (a second attach of the same program fails with EEXIST, and the program
+    /// goes when the event it was attached through is closed), so on that route it is attached
+    /// once, to the probe's keeper, which lives as long as the recording; on the uprobe PMU
+    /// each event is a probe of its own and gets it.
     pub(crate) fn open_with(
         &self,
         path: &Path,
@@ -97,6 +114,7 @@ impl Uprobes {
         base: b::perf_event_attr,
         pid: i32,
         cpu: i32,
+        program: Option<&Attach<'_>>,
     ) -> io::Result<OwnedFd> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if matches!(st.route, Route::Untried) {
@@ -110,10 +128,16 @@ impl Uprobes {
         }
         if let Route::Tracefs(t) = &mut st.route {
             match t.probe(path, offset) {
-                Ok(id) => {
+                Ok(made) => {
+                    if let Some(attach) = program {
+                        if !t.made[made].program {
+                            attach(&t.made[made].keeper)?;
+                            t.made[made].program = true;
+                        }
+                    }
                     let mut attr = base;
                     attr.type_ = b::PERF_TYPE_TRACEPOINT;
-                    attr.config = id;
+                    attr.config = t.made[made].id;
                     // An error (a task that is gone, say) is the uprobe PMU's to tell, below.
                     if let Ok(fd) = events::open_attr(&mut attr, pid, cpu) {
                         return Ok(fd);
@@ -136,6 +160,9 @@ impl Uprobes {
         attr.__bindgen_anon_3.uprobe_path = path.as_ptr() as u64;
         attr.__bindgen_anon_4.probe_offset = offset;
         let fd = events::open_attr(&mut attr, pid, cpu)?;
+        if let Some(attach) = program {
+            attach(&fd)?;
+        }
         st.pmu_events += 1;
         if let Ok(id) = events::event_id(&fd) {
             st.pmu_ids.insert(id);
@@ -175,7 +202,8 @@ impl Uprobes {
         drop(fast);
         let mut slow = slow;
         if let Route::Tracefs(t) = route {
-            if let Err(keepers) = t.guardian.take_over(t.keepers) {
+            let keepers = t.made.into_iter().map(|m| m.keeper).collect();
+            if let Err(keepers) = t.guardian.take_over(keepers) {
                 // The guardian is gone: close the keepers in the background too.
                 slow.extend(keepers);
             }
@@ -194,10 +222,19 @@ struct Tracefs {
     events: PathBuf,
     group: String,
     guardian: Guardian,
-    /// The trace event id of each probe made, by (device, inode, offset) of the file probed.
-    made: FxHashMap<(u64, u64, u64), u64>,
-    /// The last references of the probes' trace events (see the module docs).
-    keepers: Vec<OwnedFd>,
+    /// The probes made, and where each is, by (device, inode, offset) of the file probed.
+    made: Vec<Made>,
+    index: FxHashMap<(u64, u64, u64), usize>,
+}
+
+/// A probe in tracefs.
+struct Made {
+    /// Its trace event id.
+    id: u64,
+    /// The last reference of its trace event (see the module docs).
+    keeper: OwnedFd,
+    /// Whether a BPF program is attached (through the keeper).
+    program: bool,
 }
 
 impl Tracefs {
@@ -234,17 +271,17 @@ impl Tracefs {
             events: dir.join("events"),
             group: format!("{GROUP_PREFIX}{}", guardian.pid),
             guardian,
-            made: FxHashMap::default(),
-            keepers: Vec::new(),
+            made: Vec::new(),
+            index: FxHashMap::default(),
         })
     }
 
-    /// The trace event id of a probe on `path` at file offset `offset`, made on first use.
-    fn probe(&mut self, path: &Path, offset: u64) -> io::Result<u64> {
+    /// The probe on `path` at file offset `offset` (its place in `made`), made on first use.
+    fn probe(&mut self, path: &Path, offset: u64) -> io::Result<usize> {
         let meta = std::fs::metadata(path)?;
         let key = (meta.dev(), meta.ino(), offset);
-        if let Some(&id) = self.made.get(&key) {
-            return Ok(id);
+        if let Some(&made) = self.index.get(&key) {
+            return Ok(made);
         }
         let bytes = path.as_os_str().as_encoded_bytes();
         if bytes
@@ -286,9 +323,13 @@ impl Tracefs {
         })();
         match created {
             Ok((id, keeper)) => {
-                self.keepers.push(keeper);
-                self.made.insert(key, id);
-                Ok(id)
+                self.made.push(Made {
+                    id,
+                    keeper,
+                    program: false,
+                });
+                self.index.insert(key, self.made.len() - 1);
+                Ok(self.made.len() - 1)
             }
             Err(e) => {
                 let _ = control.write_all(format!("-:{}/{name}\n", self.group).as_bytes());

@@ -14,6 +14,17 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_allocflame")
 }
 
+/// Runs `cmd` to its end and asserts that it succeeded (its stderr is the failure message).
+pub fn succeed(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A running program that printed its pid on its first line of stdout (the rest of its
 /// stdout stays readable); killed when dropped.
 pub struct PidPrinter {

@@ -2,7 +2,8 @@
 //!
 //! - `perf script` text of uprobe (or any) events, frame-pointer or DWARF stacks ([`perf`]);
 //! - DTrace `printa` output of `@[ustack()] = count()` aggregations ([`dtrace`]);
-//! - FlameGraph folded files ([`Profile::read_folded`]).
+//! - FlameGraph folded files ([`Profile::read_folded`]);
+//! - pprof profiles of allocations ([`crate::pprof::import`]).
 
 pub mod dtrace;
 pub mod perf;
@@ -22,6 +23,8 @@ pub enum Format {
     Dtrace,
     /// FlameGraph folded stacks.
     Folded,
+    /// A pprof profile of allocations (gzipped profile.proto; see [`crate::pprof::import`]).
+    Pprof,
 }
 
 impl Format {
@@ -31,6 +34,7 @@ impl Format {
             Format::PerfScript => "perf-script",
             Format::Dtrace => "dtrace",
             Format::Folded => "folded",
+            Format::Pprof => "pprof",
         }
     }
 }
@@ -66,23 +70,37 @@ pub fn detect(text: &str) -> Option<Format> {
     None
 }
 
+/// `bytes` unpacked when they are gzip-compressed (by their magic number), else as they are;
+/// `file` names them in the error of a cut or corrupt stream.
+pub(crate) fn gunzip<'a>(bytes: &'a [u8], file: &str) -> Result<std::borrow::Cow<'a, [u8]>> {
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return Ok(bytes.into());
+    }
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .map_err(|source| Error::Unpack {
+            file: file.to_owned(),
+            source,
+        })?;
+    Ok(out.into())
+}
+
 /// Reads a capture held in memory. `file` names it in errors; `format` is guessed when `None`.
 /// Gzip-compressed input is unpacked first.
 pub fn read_bytes(bytes: &[u8], file: &str, format: Option<Format>) -> Result<Profile> {
-    let unpacked;
-    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(bytes)
-            .read_to_end(&mut out)
-            .map_err(|source| Error::Unpack {
-                file: file.to_owned(),
-                source,
-            })?;
-        unpacked = out;
-        &unpacked[..]
-    } else {
-        bytes
-    };
+    let unpacked = gunzip(bytes, file)?;
+    let bytes = &unpacked[..];
+    // pprof: asked for, or guessed from bytes that decode as a profile with sample types. A
+    // small profile can be all ASCII, so whether the bytes are text decides nothing; a text
+    // capture never decodes (each of its bytes would have to fall into well-formed fields,
+    // with lengths that end exactly at the end of the input) and fails within a few bytes.
+    if format == Some(Format::Pprof)
+        || (format.is_none()
+            && crate::pprof::decode(bytes).is_ok_and(|d| !d.sample_types.is_empty()))
+    {
+        return crate::pprof::import(bytes, file);
+    }
     let lossy;
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
@@ -96,7 +114,7 @@ pub fn read_bytes(bytes: &[u8], file: &str, format: Option<Format>) -> Result<Pr
                 return Err(Error::Format {
                     file: file.to_owned(),
                     message: format!(
-                        "not a text capture (invalid UTF-8 at byte {}); expected perf script, DTrace or folded text",
+                        "not a text capture (invalid UTF-8 at byte {}) nor a pprof profile; expected perf script, DTrace or folded text, or pprof",
                         e.valid_up_to()
                     ),
                 });
@@ -116,6 +134,7 @@ pub fn read_bytes(bytes: &[u8], file: &str, format: Option<Format>) -> Result<Pr
         Format::PerfScript => perf::parse(text, file, &perf::PerfOptions::default())?,
         Format::Dtrace => dtrace::parse(text, file, &dtrace::DtraceOptions::default())?,
         Format::Folded => Profile::read_folded(text.as_bytes(), file, WeightKind::Allocations)?,
+        Format::Pprof => crate::pprof::import(bytes, file)?,
     };
     Ok(profile)
 }

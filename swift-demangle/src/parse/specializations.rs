@@ -9,12 +9,19 @@ use super::{is_digit, Parser};
 
 impl Parser<'_> {
     pub(super) fn spec_attributes(&mut self, k: Kind) -> Option<NodeId> {
+        // `m`: metatype parameters removed (Swift 5.10 and 6.0 emit it; the demangler of
+        // Swift's main branch no longer reads it). Never printed.
+        let metatypes_removed = self.next_if(b'm');
         let serialized = self.next_if(b'q');
         let c = self.next();
         if !c.is_ascii_digit() {
             return None;
         }
         let n = self.a.node(k)?;
+        if metatypes_removed {
+            let m = self.a.node(Kind::MetatypeParamsRemoved)?;
+            self.a.add(n, m);
+        }
         if serialized {
             let s = self.a.node(Kind::IsSerialized)?;
             self.a.add(n, s);

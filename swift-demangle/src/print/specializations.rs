@@ -214,7 +214,9 @@ impl<'a> Printer<'a> {
         let ch: &'a [NodeId] = self.a.children(n);
         for &c in ch {
             match self.k(c) {
-                Kind::SpecializationPassID | Kind::DroppedArgument => {}
+                Kind::SpecializationPassID
+                | Kind::DroppedArgument
+                | Kind::MetatypeParamsRemoved => {}
                 Kind::IsSerialized => {
                     self.s(sep);
                     sep = ", ";

@@ -1,16 +1,22 @@
-//! Exact counts and complete stacks at a million allocations (issue 4, points 1, 2, 3, 5, 7).
+//! Exact counts and complete stacks at a million allocations (issue 4, points 1, 2, 3, 5, 7), on
+//! each backend (issue 12).
 
 use allocflame_tests::*;
 
-#[test]
-fn a_million_mallocs_are_counted_exactly_on_their_stacks() {
-    if !uprobes_available() {
-        return;
-    }
+backend_tests! {
+    both: a_million_mallocs_are_counted_exactly_on_their_stacks;
+}
+
+fn a_million_mallocs_are_counted_exactly_on_their_stacks(backend: Backend) {
+    let _turn = backend.turn();
     let dir = TempDir::new("exact");
     let prog = build_c(&dir, "alloc_counts.c");
     let n: u64 = 1_000_000;
-    let run = record_perf(&[prog.to_str().unwrap(), &n.to_string(), "with-realloc"]).unwrap();
+    let run = record(
+        backend,
+        &[prog.to_str().unwrap(), &n.to_string(), "with-realloc"],
+    )
+    .unwrap();
     let dump = run.dump();
     assert_eq!(run.report.lost, 0, "events lost:\n{dump}");
     assert_eq!(run.profile.lost, 0);

@@ -1,6 +1,7 @@
-//! Each way a recording used to lose allocations silently (issue 9), recorded for real: a
-//! forked child that outlives the main process, a setuid program exec'd by a non-root one,
-//! two allocators called through one call site, a binary rebuilt during the recording.
+//! Each way a recording used to lose allocations silently (issue 9), recorded for real on each
+//! backend (issue 12): a forked child that outlives the main process, a setuid program exec'd
+//! by a non-root one, two allocators called through one call site, a binary rebuilt during the
+//! recording.
 
 use std::path::Path;
 use std::process::Command;
@@ -8,14 +9,18 @@ use std::time::{Duration, Instant};
 
 use allocflame_tests::*;
 
-#[test]
-fn a_child_that_outlives_its_parent_is_recorded_to_its_end() {
-    if !uprobes_available() {
-        return;
-    }
+backend_tests! {
+    both: a_child_that_outlives_its_parent_is_recorded_to_its_end,
+        a_setuid_program_execd_by_a_non_root_program_is_counted,
+        two_allocators_through_one_call_site_all_count,
+        a_binary_rebuilt_during_the_recording_keeps_its_own_names;
+}
+
+fn a_child_that_outlives_its_parent_is_recorded_to_its_end(backend: Backend) {
+    let _turn = backend.turn();
     let dir = TempDir::new("outlive");
     let prog = build_c(&dir, "outliving_child.c");
-    let run = record_perf(&[prog.to_str().unwrap(), "3000"]).unwrap();
+    let run = record(backend, &[prog.to_str().unwrap(), "3000"]).unwrap();
     let dump = run.dump();
     assert_eq!(run.report.lost, 0, "{dump}");
     assert_eq!(run.count_ending("main;parent_work;malloc"), 3000, "{dump}");
@@ -29,11 +34,10 @@ fn a_child_that_outlives_its_parent_is_recorded_to_its_end() {
     );
 }
 
-#[test]
-fn a_setuid_program_execd_by_a_non_root_program_is_counted() {
-    if !uprobes_available() {
-        return;
-    }
+fn a_setuid_program_execd_by_a_non_root_program_is_counted(backend: Backend) {
+    // Alone on either backend: the in-process backend hands this exec over to the perf backend,
+    // whose recording another one beside it would slow down.
+    let _alone = exclusive();
     let dir = TempDir::new("setuid");
     let prog = build_c(&dir, "alloc_counts.c");
     // Owned by root, setuid, and reachable by nobody (uid 65534).
@@ -45,14 +49,17 @@ fn a_setuid_program_execd_by_a_non_root_program_is_counted() {
     assert!(ok, "chmod u+s {}", prog.display());
     let _ = Command::new("chmod").arg("755").arg(dir.path()).status();
     let n = 2000u64;
-    let run = record_perf(&[
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        prog.to_str().unwrap(),
-        &n.to_string(),
-    ])
+    let run = record(
+        backend,
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            prog.to_str().unwrap(),
+            &n.to_string(),
+        ],
+    )
     .unwrap();
     let dump = run.dump();
     assert_eq!(run.report.exit_code, Some(0), "{:?}", run.report);
@@ -73,14 +80,11 @@ fn a_setuid_program_execd_by_a_non_root_program_is_counted() {
     );
 }
 
-#[test]
-fn two_allocators_through_one_call_site_all_count() {
-    if !uprobes_available() {
-        return;
-    }
+fn two_allocators_through_one_call_site_all_count(backend: Backend) {
+    let _turn = backend.turn();
     let dir = TempDir::new("alternate");
     let prog = build_c(&dir, "alternating.c");
-    let run = record_perf(&[prog.to_str().unwrap(), "1000"]).unwrap();
+    let run = record(backend, &[prog.to_str().unwrap(), "1000"]).unwrap();
     let dump = run.dump();
     assert_eq!(run.report.lost, 0, "{dump}");
     assert_eq!(run.report.inner, 0, "{:?}", run.report);
@@ -97,11 +101,8 @@ fn wait_for_file(path: &Path, deadline: Duration) {
     }
 }
 
-#[test]
-fn a_binary_rebuilt_during_the_recording_keeps_its_own_names() {
-    if !uprobes_available() {
-        return;
-    }
+fn a_binary_rebuilt_during_the_recording_keeps_its_own_names(backend: Backend) {
+    let _turn = backend.turn();
     let dir = TempDir::new("rebuilt");
     let prog = build_c(&dir, "rebuilt.c");
     let (ready, go) = (dir.join("ready"), dir.join("go"));
@@ -116,7 +117,7 @@ fn a_binary_rebuilt_during_the_recording_keeps_its_own_names() {
     .collect();
     let recording = std::thread::spawn(move || {
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        record_perf(&argv)
+        record(backend, &argv)
     });
     wait_for_file(&ready, Duration::from_secs(120));
     // The same path, a new binary with other names and another layout.

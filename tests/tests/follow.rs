@@ -1,27 +1,36 @@
-//! Threads, forked children, exec'd images and user probes (issue 4, points 3 and 4).
+//! Threads, forked children, exec'd images and user probes (issue 4, points 3 and 4), on each
+//! backend (issue 12); user probes are the perf backend's alone.
 
 use allocflame_core::probes::Probe;
 use allocflame_core::source::{RecordOptions, Target};
 use allocflame_tests::*;
 
-#[test]
-fn threads_forks_and_execs_are_recorded_as_their_own_roots() {
-    if !uprobes_available() {
-        return;
-    }
+backend_tests! {
+    both: threads_forks_and_execs_are_recorded_as_their_own_roots,
+        every_glibc_entry_point_counts_once,
+        without_follow_children_only_the_process_and_its_threads_are_recorded;
+    perf: a_user_probe_calling_malloc_counts_once;
+    preload: a_user_probe_is_declined_naming_it;
+}
+
+fn threads_forks_and_execs_are_recorded_as_their_own_roots(backend: Backend) {
+    let _turn = backend.turn();
     let dir = TempDir::new("follow");
     let prog = build_c(&dir, "threads_fork_exec.c");
     let exec_target = build_c(&dir, "alloc_counts.c");
     let k = 5_000u64;
-    let run = record_perf(&[
-        prog.to_str().unwrap(),
-        &k.to_string(),
-        exec_target.to_str().unwrap(),
-        "1000",
-    ])
+    let run = record(
+        backend,
+        &[
+            prog.to_str().unwrap(),
+            &k.to_string(),
+            exec_target.to_str().unwrap(),
+            "1000",
+        ],
+    )
     .unwrap();
     let dump = run.dump();
-    assert_eq!(run.report.lost, 0);
+    assert_eq!(run.report.lost, 0, "{dump}");
     assert_eq!(run.report.exit_code, Some(0), "{dump}");
     // Both threads, under the program's own root.
     let threads: u64 = run
@@ -53,18 +62,16 @@ fn threads_forks_and_execs_are_recorded_as_their_own_roots() {
     assert_eq!(exec, 1000, "{dump}");
 }
 
-#[test]
-fn a_user_probe_calling_malloc_counts_once() {
-    if !uprobes_available() {
-        return;
-    }
+fn a_user_probe_calling_malloc_counts_once(backend: Backend) {
+    let _turn = backend.turn();
     let dir = TempDir::new("custom");
     let prog = build_c(&dir, "custom_alloc.c");
     let n = 3_000u64;
     let mut options = RecordOptions::default();
     let probe: Probe = format!("{}:my_alloc:0", prog.display()).parse().unwrap();
     options.probes.push(probe);
-    let run = record_with(
+    let run = record_on(
+        backend,
         &Target::spawn([prog.to_str().unwrap(), &n.to_string()]),
         options,
     )
@@ -78,18 +85,27 @@ fn a_user_probe_calling_malloc_counts_once() {
     assert_eq!(run.count_ending("main;use_plain;malloc"), n, "{dump}");
 }
 
-#[test]
-fn every_glibc_entry_point_counts_once() {
-    if !uprobes_available() {
-        return;
-    }
+/// The in-process library interposes the allocator catalog only.
+fn a_user_probe_is_declined_naming_it(_: Backend) {
+    let dir = TempDir::new("custom-preload");
+    let prog = build_c(&dir, "custom_alloc.c");
+    let mut options = RecordOptions::default();
+    options
+        .probes
+        .push(format!("{}:my_alloc:0", prog.display()).parse().unwrap());
+    let why = unsupported_in_process(&Target::spawn([prog.to_str().unwrap(), "10"]), options);
+    assert!(why.contains("my_alloc"), "{why}");
+}
+
+fn every_glibc_entry_point_counts_once(backend: Backend) {
+    let _turn = backend.turn();
     let dir = TempDir::new("nested");
     let prog = build_c(&dir, "nested_allocators.c");
     let options = RecordOptions {
         stacks: false,
         ..RecordOptions::default()
     };
-    let run = record_with(&Target::spawn([prog.to_str().unwrap()]), options).unwrap();
+    let run = record_on(backend, &Target::spawn([prog.to_str().unwrap()]), options).unwrap();
     let by_name = |f: &str| -> u64 {
         run.report
             .per_probe
@@ -99,7 +115,7 @@ fn every_glibc_entry_point_counts_once() {
             .map(|(w, _)| w.allocs)
             .sum()
     };
-    assert_eq!(run.report.lost, 0);
+    assert_eq!(run.report.lost, 0, "{}", run.dump());
     // memalign is glibc's alias of aligned_alloc: one probe, counted under aligned_alloc.
     assert_eq!(
         by_name("aligned_alloc") + by_name("memalign"),
@@ -122,11 +138,8 @@ fn every_glibc_entry_point_counts_once() {
     assert_eq!(run.report.total().allocs, 800, "{:?}", run.report);
 }
 
-#[test]
-fn without_follow_children_only_the_process_and_its_threads_are_recorded() {
-    if !uprobes_available() {
-        return;
-    }
+fn without_follow_children_only_the_process_and_its_threads_are_recorded(backend: Backend) {
+    let _turn = backend.turn();
     let dir = TempDir::new("nofollow");
     let prog = build_c(&dir, "threads_fork_exec.c");
     let exec_target = build_c(&dir, "alloc_counts.c");
@@ -140,7 +153,7 @@ fn without_follow_children_only_the_process_and_its_threads_are_recorded() {
         exec_target.to_str().unwrap(),
         "100",
     ]);
-    let run = record_with(&target, options).unwrap();
+    let run = record_on(backend, &target, options).unwrap();
     let dump = run.dump();
     assert_eq!(
         run.count_ending("thread_main;thread_work;malloc"),
