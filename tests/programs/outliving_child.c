@@ -1,7 +1,9 @@
 /* A forked child that outlives its parent: the parent makes N allocations in parent_work and
  * exits at once; the child waits until its parent is gone, then makes N allocations in
- * child_work and exits. Usage: outliving_child [N] */
+ * child_work and exits. With ALLOC_COUNTS_NICE set, the program first sets its own nice value
+ * to it (no allocation). Usage: outliving_child [N] */
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 __attribute__((noinline)) void *keep(void *p) { __asm__ volatile("" : : "r"(p) : "memory"); return p; }
@@ -10,6 +12,8 @@ __attribute__((noinline)) void child_work(long n) { for (long i = 0; i < n; i++)
 
 int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 1000;
+    const char *nice = getenv("ALLOC_COUNTS_NICE");
+    if (nice) setpriority(PRIO_PROCESS, 0, atoi(nice));
     pid_t parent = getpid();
     pid_t child = fork();
     if (child < 0) return 1;

@@ -204,3 +204,46 @@ extern "C" {
     fn setpriority(which: i32, who: u32, prio: i32) -> i32;
     fn gettid() -> u32;
 }
+
+#[test]
+fn a_reader_that_falls_behind_while_the_kernel_makes_an_open_wait_loses_nothing() {
+    if !uprobes_available() {
+        return;
+    }
+    let dir = TempDir::new("acct-slow-open");
+    let churn = build_c(&dir, "alloc_counts.c");
+    let prog = build_c(&dir, "outliving_child.c");
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let n = 12_000u64;
+    for attempt in 0..3 {
+        // The kernel releases uprobe events opened through the uprobe PMU one by one, ~70 ms
+        // each, after the recording that opened them returned: an open waits behind that (what
+        // happens beside another recording that just ended). A small one leaves ~2 s of it.
+        std::env::set_var("ALLOCFLAME_UPROBES", "pmu");
+        let (_, before) = record(&PerfSource::default(), &[churn.to_str().unwrap(), "10"]);
+        std::env::remove_var("ALLOCFLAME_UPROBES");
+        assert!(
+            before
+                .notes
+                .iter()
+                .any(|n| n.contains("through the uprobe PMU")),
+            "{before:?}"
+        );
+        // The parent allocates as soon as it has forked, while the tracer opens its child's
+        // events: that open waits, and a starved reader lets the buffer fill (2,000
+        // allocations fill it): the tracer must watch it meanwhile, and pause the parent.
+        let _busy = starve_this_thread();
+        let source = PerfSource {
+            keep_priority: true,
+            ..PerfSource::default()
+        };
+        let (counted, report) = record(&source, &[prog.to_str().unwrap(), &n.to_string()]);
+        check(counted, &report, 2 * n, attempt);
+        assert_eq!(report.lost, 0, "{report:?}");
+        assert_eq!(report.exit_code, Some(0), "{report:?}");
+        if report.notes.iter().any(|n| n.contains("waited")) {
+            return;
+        }
+    }
+    panic!("no open waited behind the release of the uprobe PMU's events in 3 attempts");
+}

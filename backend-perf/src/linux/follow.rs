@@ -786,6 +786,9 @@ fn wait_main(pid: i32, block: bool) -> Option<ProgramExit> {
     }
 }
 
+/// A wait in the kernel long enough to be worth a note.
+const LONG_WAIT: Duration = Duration::from_millis(100);
+
 /// Holding the program while the reader catches up. When a buffer is 3/8 full, the tracer
 /// interrupts each running task (`PTRACE_INTERRUPT`: no signal, nothing the program can see but
 /// the pause) and keeps it stopped until every buffer is below a quarter full: the kernel should
@@ -801,6 +804,8 @@ pub(crate) struct Pressure {
     held: Vec<i32>,
     episodes: u64,
     paused: Duration,
+    /// Time spent in work that waited long in the kernel (see [`Pressure::meanwhile`]).
+    waited: Duration,
 }
 
 impl Pressure {
@@ -812,6 +817,7 @@ impl Pressure {
             held: Vec::new(),
             episodes: 0,
             paused: Duration::ZERO,
+            waited: Duration::ZERO,
         }
     }
 
@@ -840,6 +846,29 @@ impl Pressure {
                 self.asked.insert(tid);
             }
         }
+    }
+
+    /// Runs `work` on a thread of its own while this one keeps watching the buffers, and
+    /// interrupts the running tasks of `known` if they fill. Opening perf events waits in the
+    /// kernel behind every release of uprobe events (~70 ms each; seconds when another
+    /// recording just ended through the uprobe PMU), and the program runs on meanwhile: with the
+    /// reader slow too, it would fill a buffer unwatched.
+    fn meanwhile<T: Send>(&mut self, known: &[i32], work: impl FnOnce() -> T + Send) -> T {
+        let start = Instant::now();
+        let done = std::thread::scope(|scope| {
+            let job = scope.spawn(work);
+            while !job.is_finished() {
+                self.update(known, true);
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            job.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        let took = start.elapsed();
+        if took >= LONG_WAIT {
+            self.waited += took;
+        }
+        done
     }
 
     /// Whether a buffer is filling up: the tracer then looks more often.
@@ -877,14 +906,22 @@ impl Pressure {
         }
     }
 
-    fn note(&self) -> Option<String> {
-        (self.episodes > 0).then(|| {
-            format!(
+    fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.episodes > 0 {
+            notes.push(format!(
                 "the program was paused {} times ({:.0} ms in all) while allocflame caught up with its buffers",
                 self.episodes,
                 self.paused.as_secs_f64() * 1000.0
-            )
-        })
+            ));
+        }
+        if self.waited >= LONG_WAIT {
+            notes.push(format!(
+                "opening perf events for new tasks, libraries or stack sizes waited {:.1} s in all in the kernel, behind the release of earlier uprobe events (another recording's, or one through the uprobe PMU); the buffers were watched meanwhile",
+                self.waited.as_secs_f64()
+            ));
+        }
+        notes
     }
 }
 
@@ -990,7 +1027,10 @@ fn follow(
             if pressure.holds(tid) {
                 // Stopped already (an interrupt now would be lost in that stop).
                 if let Some(ev) = tasks.get_mut(&tid).filter(|ev| ev.stack_bytes != bytes) {
-                    resize_task(params, tid, leaders, shared, ev, bytes, graveyard);
+                    let p = &*params;
+                    pressure.meanwhile(&known, || {
+                        resize_task(p, tid, leaders, shared, ev, bytes, graveyard)
+                    });
                 }
             } else if tasks.get(&tid).is_some_and(|ev| ev.stack_bytes != bytes)
                 && resizing.insert(tid, bytes).is_none()
@@ -1061,12 +1101,16 @@ fn follow(
             // Stopped for a new stack copy size.
             if let Some(bytes) = resizing.remove(&tid) {
                 if let Some(ev) = tasks.get_mut(&tid) {
-                    resize_task(params, tid, leaders, shared, ev, bytes, graveyard);
+                    let p = &*params;
+                    pressure.meanwhile(&known, || {
+                        resize_task(p, tid, leaders, shared, ev, bytes, graveyard)
+                    });
                 }
             }
             // A new task's first stop: give it events, then let it run.
             if let std::collections::hash_map::Entry::Vacant(slot) = tasks.entry(tid) {
-                match open_task(params, tid, leaders, shared) {
+                let p = &*params;
+                match pressure.meanwhile(&known, || open_task(p, tid, leaders, shared)) {
                     Ok(mut ev) => {
                         let tgid = procfs::tgid_of(tid);
                         // A forked child maps what its parent maps.
@@ -1075,7 +1119,9 @@ fn follow(
                                 alloc.traps.entry(tgid).or_insert(t);
                             }
                         }
-                        arm(params, shared, &mut ev, alloc, tid, tgid, graveyard);
+                        pressure.meanwhile(&known, || {
+                            arm(p, shared, &mut ev, alloc, tid, tgid, graveyard)
+                        });
                         slot.insert(ev);
                     }
                     Err((e, _)) => untraced(tid, &e),
@@ -1113,7 +1159,8 @@ fn follow(
                             .map(|s| (now, s)),
                     );
                 }
-                match open_task(params, tid, leaders, shared) {
+                let p = &*params;
+                match pressure.meanwhile(&known, || open_task(p, tid, leaders, shared)) {
                     Ok(ev) => {
                         tasks.insert(tid, ev);
                     }
@@ -1122,9 +1169,12 @@ fn follow(
             }
             // The new image: an allocator in the executable or in the dynamic linker (static
             // binaries, musl), and the stop at the dynamic linker once it mapped the rest.
-            rescan(params, leaders, shared, tasks, alloc, tid);
+            pressure.meanwhile(&known, || {
+                rescan(params, leaders, shared, tasks, alloc, tid)
+            });
             if let Some(ev) = tasks.get_mut(&tid) {
-                arm(params, shared, ev, alloc, tid, tid, graveyard);
+                let p = &*params;
+                pressure.meanwhile(&known, || arm(p, shared, ev, alloc, tid, tid, graveyard));
             }
             ptrace_cont(libc::PTRACE_CONT, tid, 0);
         } else if event != 0 {
@@ -1138,7 +1188,9 @@ fn follow(
             ptrace_cont(libc::PTRACE_CONT, tid, 0);
         } else if sig == libc::SIGTRAP && alloc.is_stop(tid) {
             // Stopped at its dynamic linker, which just mapped libraries (none has run yet).
-            rescan(params, leaders, shared, tasks, alloc, tid);
+            pressure.meanwhile(&known, || {
+                rescan(params, leaders, shared, tasks, alloc, tid)
+            });
             ptrace_cont(libc::PTRACE_CONT, tid, 0);
         } else {
             // A signal on its way to the task: deliver it.
@@ -1154,10 +1206,8 @@ fn follow(
         }
     }
     pressure.release();
-    if let Some(note) = pressure.note() {
-        if let Ok(mut n) = shared.notes.lock() {
-            n.push(note);
-        }
+    if let Ok(mut n) = shared.notes.lock() {
+        n.extend(pressure.notes());
     }
     if adopted > 0 {
         if let Ok(mut n) = shared.notes.lock() {
