@@ -917,7 +917,7 @@ impl Pressure {
         }
         if self.waited >= LONG_WAIT {
             notes.push(format!(
-                "opening perf events for new tasks, libraries or stack sizes waited {:.1} s in all in the kernel, behind the release of earlier uprobe events (another recording's, or one through the uprobe PMU); the buffers were watched meanwhile",
+                "opening perf events for new tasks, libraries or stack sizes waited {:.1} s in all in the kernel, behind the release of uprobe events that other recordings had opened; the buffers were watched meanwhile",
                 self.waited.as_secs_f64()
             ));
         }
