@@ -1,7 +1,8 @@
 /* A forked child that outlives its parent: the parent makes N allocations in parent_work and
  * exits at once; the child waits until its parent is gone, then makes N allocations in
  * child_work and exits. With ALLOC_COUNTS_NICE set, the program first sets its own nice value
- * to it (no allocation). Usage: outliving_child [N] */
+ * to it (no allocation); with OUTLIVING_GO set, it forks only once that file exists (up to 60 s).
+ * Usage: outliving_child [N] */
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -14,6 +15,8 @@ int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 1000;
     const char *nice = getenv("ALLOC_COUNTS_NICE");
     if (nice) setpriority(PRIO_PROCESS, 0, atoi(nice));
+    const char *go = getenv("OUTLIVING_GO");
+    for (int i = 0; go && i < 60000 && access(go, F_OK) != 0; i++) usleep(1000);
     pid_t parent = getpid();
     pid_t child = fork();
     if (child < 0) return 1;

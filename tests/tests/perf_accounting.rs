@@ -6,7 +6,8 @@
 //! in the report, the profile and a note.
 
 use std::process::{Child, Command};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use allocflame_backend_perf::PerfSource;
 use allocflame_core::source::{Collector, EventSource, RecordOptions, RecordReport, Target};
@@ -211,17 +212,42 @@ fn a_reader_that_falls_behind_while_the_kernel_makes_an_open_wait_loses_nothing(
         return;
     }
     let dir = TempDir::new("acct-slow-open");
-    let churn = build_c(&dir, "alloc_counts.c");
+    let other = build_c(&dir, "alloc_counts.c");
     let prog = build_c(&dir, "outliving_child.c");
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let n = 12_000u64;
     for attempt in 0..3 {
-        // The kernel releases uprobe events opened through the uprobe PMU one by one, ~70 ms
-        // each, after the recording that opened them returned: an open waits behind that (what
-        // happens beside another recording that just ended). A small one leaves ~2 s of it.
-        std::env::set_var("ALLOCFLAME_UPROBES", "pmu");
-        let (_, before) = record(&PerfSource::default(), &[churn.to_str().unwrap(), "10"]);
-        std::env::remove_var("ALLOCFLAME_UPROBES");
+        let go = dir.join(&format!("go-{attempt}"));
+        std::env::set_var("OUTLIVING_GO", &go);
+        let ready = Arc::new(AtomicBool::new(false));
+        // Once the recording below is in place, another one through the uprobe PMU: the
+        // kernel releases its events one by one, ~70 ms each (~2 s), after it returned, and
+        // an open waits behind that (what happens beside another recording that just ended).
+        // Then the program forks.
+        let beside = {
+            let (ready, other, go) = (ready.clone(), other.clone(), go.clone());
+            std::thread::spawn(move || {
+                wait_until("the recording is in place", WAIT, || {
+                    ready.load(Ordering::Relaxed)
+                });
+                std::env::set_var("ALLOCFLAME_UPROBES", "pmu");
+                let (_, report) = record(&PerfSource::default(), &[other.to_str().unwrap(), "10"]);
+                std::env::remove_var("ALLOCFLAME_UPROBES");
+                std::fs::write(&go, b"").expect("write the go file");
+                report
+            })
+        };
+        // The parent allocates as soon as it has forked, while the tracer opens its child's
+        // events: that open waits, and a starved reader lets the buffer fill (2,000
+        // allocations fill it): the tracer must watch it meanwhile, and pause the parent.
+        let _busy = starve_this_thread();
+        let source = PerfSource {
+            keep_priority: true,
+            ready: Some(ready),
+            ..PerfSource::default()
+        };
+        let (counted, report) = record(&source, &[prog.to_str().unwrap(), &n.to_string()]);
+        let before = beside.join().expect("the recording beside");
         assert!(
             before
                 .notes
@@ -229,15 +255,6 @@ fn a_reader_that_falls_behind_while_the_kernel_makes_an_open_wait_loses_nothing(
                 .any(|n| n.contains("through the uprobe PMU")),
             "{before:?}"
         );
-        // The parent allocates as soon as it has forked, while the tracer opens its child's
-        // events: that open waits, and a starved reader lets the buffer fill (2,000
-        // allocations fill it): the tracer must watch it meanwhile, and pause the parent.
-        let _busy = starve_this_thread();
-        let source = PerfSource {
-            keep_priority: true,
-            ..PerfSource::default()
-        };
-        let (counted, report) = record(&source, &[prog.to_str().unwrap(), &n.to_string()]);
         check(counted, &report, 2 * n, attempt);
         assert_eq!(report.lost, 0, "{report:?}");
         assert_eq!(report.exit_code, Some(0), "{report:?}");
