@@ -264,7 +264,14 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         if output.profile.is_empty() {
             say!("allocflame: no allocations recorded: no flame graph written");
         } else {
-            let svg = output.svg(&output_args.render_options(&target.describe()))?;
+            let summary = output.summary_ranked(args.top, weight);
+            let origin = output::Origin::recording(&target, report.backend);
+            let svg = output.svg(&output_args.graph_options(
+                &target.describe(),
+                &origin,
+                &summary,
+                None,
+            ))?;
             output::write_atomically(path, |w| w.write_all(&svg))?;
             say!("allocflame: wrote flame graph to {}", path.display());
         }

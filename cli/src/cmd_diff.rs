@@ -158,13 +158,19 @@ pub fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
             Ok(())
         })?;
     }
-    match args.output.format {
-        OutputFormat::Svg => {
+    let format = args.output.output_format();
+    match format {
+        OutputFormat::Svg | OutputFormat::Html => {
+            let extension = if format == OutputFormat::Html {
+                "html"
+            } else {
+                "svg"
+            };
             let svg = args
                 .output
                 .svg
                 .clone()
-                .unwrap_or_else(|| PathBuf::from(format!("{after_stem}-diff.svg")));
+                .unwrap_or_else(|| PathBuf::from(format!("{after_stem}-diff.{extension}")));
             let mut options = args.output.render_options(&program);
             if args.output.title.is_none() {
                 options.title = Some(format!(
@@ -174,14 +180,39 @@ pub fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
                     at
                 ));
             }
+            options.subtitle = Some(format!(
+                "{} → {} · {bt} → {at} {}{} · red grew, blue shrank",
+                args.before.display(),
+                args.after.display(),
+                weight.count_name(),
+                if args.normalize {
+                    " (before scaled to the after total)"
+                } else {
+                    ""
+                }
+            ));
             let mut buf = Vec::new();
             render::differential(&before, &after, &options, &mut buf)?;
+            if format == OutputFormat::Html {
+                buf = allocflame_core::html::page(
+                    options.title.as_deref().unwrap_or_default(),
+                    options.subtitle.as_deref().unwrap_or_default(),
+                    &buf,
+                    &[allocflame_core::html::diff_table(&changes, weight.count_name())],
+                )
+                .into_bytes();
+            }
             write_atomically(&svg, |w| {
                 use std::io::Write as _;
                 w.write_all(&buf)
             })?;
             say!(
-                "allocflame: wrote differential flame graph to {}",
+                "allocflame: wrote {} to {}",
+                if format == OutputFormat::Html {
+                    "the differential HTML report"
+                } else {
+                    "differential flame graph"
+                },
                 svg.display()
             );
         }

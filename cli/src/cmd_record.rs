@@ -269,6 +269,7 @@ pub fn run_record(args: RecordArgs) -> anyhow::Result<ExitCode> {
         &RunStatus::of(&report),
         Stream::for_target(&target),
         Some(&span),
+        &output::Origin::recording(&target, report.backend),
     )?;
     let summary = &emitted.summary;
     if summary.lost > 0 || report.lost > 0 {

@@ -11,7 +11,7 @@ use anyhow::Context;
 
 use allocflame_core::report::RunStatus;
 
-use crate::output::{emit_files, OutputArgs, Span, Stream};
+use crate::output::{emit_files, Origin, OutputArgs, Span, Stream};
 use crate::push::{self, PushArgs};
 
 /// The capture formats `render` reads.
@@ -186,7 +186,7 @@ pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
         .output
         .svg
         .clone()
-        .unwrap_or_else(|| crate::output::default_path(&stem, args.output.format));
+        .unwrap_or_else(|| crate::output::default_path(&stem, args.output.output_format()));
     if same_file(&out, &args.file) {
         anyhow::bail!(
             "{}: the output would replace the capture being read; give another -o",
@@ -211,6 +211,10 @@ pub fn run(args: RenderArgs) -> anyhow::Result<ExitCode> {
         &run,
         Stream::Stdout,
         None,
+        &Origin {
+            text: format!("capture {}", args.file.display()),
+            recorded: false,
+        },
     )?;
     let weight = args.output.weight.into();
     if let Some(code) = push::after_saving(

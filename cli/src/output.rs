@@ -45,6 +45,44 @@ pub enum OutputFormat {
     /// The profile as gzipped pprof (profile.proto), for `go tool pprof`, Pyroscope, Grafana,
     /// speedscope: sample types alloc_objects/count and alloc_space/bytes, labels pid and probe.
     Pprof,
+    /// A self-contained HTML report: the flame graph, the allocation sites and the program's
+    /// functions (the changed stacks, for `diff`), with search and sortable columns.
+    Html,
+}
+
+/// Where a graph's profile came from, for its subtitle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The command line or pid and the backend, or the capture file.
+    pub text: String,
+    /// Whether allocflame recorded it (so that its losses are known and "exact" holds).
+    pub recorded: bool,
+}
+
+impl Origin {
+    /// A recording of `target` by `backend`.
+    pub fn recording(target: &allocflame_core::source::Target, backend: &str) -> Origin {
+        use allocflame_core::source::Target;
+        let what = match target {
+            Target::Spawn { argv } => argv
+                .iter()
+                .map(|a| {
+                    let a = a.to_string_lossy();
+                    if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
+                        format!("'{}'", a.replace('\'', "'\\''"))
+                    } else {
+                        a.into_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            other => other.describe(),
+        };
+        Origin {
+            text: format!("{what} · backend {backend}"),
+            recorded: true,
+        }
+    }
 }
 
 /// Output options shared by `record` and `render`.
@@ -54,10 +92,11 @@ pub struct OutputArgs {
     /// [default: <name>.svg (<name>.pb.gz) in the current directory].
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub svg: Option<PathBuf>,
-    /// What -o holds: the flame graph (`svg`) or the profile as gzipped pprof (`pprof`,
-    /// readable by `go tool pprof`, Pyroscope and speedscope).
-    #[arg(long, value_enum, default_value_t = OutputFormat::Svg)]
-    pub format: OutputFormat,
+    /// What -o holds: the flame graph (`svg`), the profile as gzipped pprof (`pprof`,
+    /// readable by `go tool pprof`, Pyroscope and speedscope), or an HTML report (`html`)
+    /// [default: `html` when -o ends in .html, else `svg`].
+    #[arg(long, value_enum)]
+    pub format: Option<OutputFormat>,
     /// Also write the folded stacks (FlameGraph format) to this file.
     #[arg(long, value_name = "FILE")]
     pub folded: Option<PathBuf>,
@@ -76,6 +115,14 @@ pub struct OutputArgs {
     /// Draw a flame chart (stacks in order of first appearance) instead of a flame graph.
     #[arg(long)]
     pub flamechart: bool,
+    /// Draw the icicle of allocation sites: each stack cut at the code that called the
+    /// allocator, sites at the top, their callers below.
+    #[arg(long)]
+    pub inverted: bool,
+    /// Give each frame its source file:line (from debug info), so that the graph and folded
+    /// text tell a function's call sites apart; the summary's sites show lines always.
+    #[arg(long)]
+    pub lines: bool,
     /// Width of the SVG in pixels [default: fluid: laid out at 1200, stretched to the browser window].
     #[arg(long, value_name = "PIXELS")]
     pub width: Option<usize>,
@@ -117,7 +164,42 @@ impl OutputArgs {
             weight: self.weight.into(),
             flamechart: self.flamechart,
             width: self.width,
+            inverted: self.inverted,
             ..RenderOptions::default()
+        }
+    }
+
+    /// The rendering options of a graph of `summary` about `program`, with the subtitle that
+    /// says where it came from, how much it holds, and when it was recorded (`span`; now for a
+    /// capture read from a file).
+    pub fn graph_options(
+        &self,
+        program: &str,
+        origin: &Origin,
+        summary: &Summary,
+        span: Option<&Span>,
+    ) -> RenderOptions {
+        let mut options = self.render_options(program);
+        let when = span.map_or_else(SystemTime::now, |s| s.until);
+        options.subtitle = Some(allocflame_core::report::subtitle(
+            &origin.text,
+            summary,
+            origin.recorded,
+            when,
+        ));
+        options
+    }
+
+    /// What -o holds: `--format`, else HTML for a `.html` path, else the SVG.
+    pub fn output_format(&self) -> OutputFormat {
+        if let Some(f) = self.format {
+            return f;
+        }
+        match self.svg.as_deref().and_then(Path::extension) {
+            Some(e) if e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm") => {
+                OutputFormat::Html
+            }
+            _ => OutputFormat::Svg,
         }
     }
 
@@ -143,6 +225,7 @@ impl OutputArgs {
                 min_weight: self.min_weight,
                 weight: self.weight.into(),
             },
+            lines: self.lines,
         })
     }
 }
@@ -161,6 +244,7 @@ pub fn default_path(name: &str, format: OutputFormat) -> PathBuf {
     match format {
         OutputFormat::Svg => default_output(name, "svg"),
         OutputFormat::Pprof => default_output(name, "pb.gz"),
+        OutputFormat::Html => default_output(name, "html"),
     }
 }
 
@@ -355,7 +439,9 @@ pub struct Emitted {
 /// program (title); `default_name` gives the output's name when `-o` is not given. The folded
 /// file is written before an empty profile is reported, so nothing collected is lost; an empty
 /// profile is an error that says why it may be empty.
-/// A recording made over `span` gives its time to a pprof output.
+/// A recording made over `span` gives its time to a pprof output; `origin` says where the
+/// profile came from in the graph's subtitle.
+#[allow(clippy::too_many_arguments)]
 pub fn emit_files(
     output: &Output,
     args: &OutputArgs,
@@ -364,6 +450,7 @@ pub fn emit_files(
     run: &RunStatus,
     stream: Stream,
     span: Option<&Span>,
+    origin: &Origin,
 ) -> anyhow::Result<Emitted> {
     for note in &output.notes {
         say!("allocflame: note: {note}");
@@ -378,16 +465,32 @@ pub fn emit_files(
     }
     let mut summary = output.summary_ranked(args.top, weight);
     summary.run = run.clone();
+    let format = args.output_format();
     let path = args
         .svg
         .clone()
-        .unwrap_or_else(|| default_path(default_name, args.format));
+        .unwrap_or_else(|| default_path(default_name, format));
     let mut pprof_bytes = None;
-    match args.format {
+    let graph = || {
+        let options = args.graph_options(program, origin, &summary, span);
+        output.svg(&options).map(|svg| (svg, options))
+    };
+    match format {
         OutputFormat::Svg => {
-            let svg_bytes = output.svg(&args.render_options(program))?;
+            let (svg_bytes, _) = graph()?;
             write_atomically(&path, |w| w.write_all(&svg_bytes))?;
             say!("allocflame: wrote flame graph to {}", path.display());
+        }
+        OutputFormat::Html => {
+            let (svg_bytes, options) = graph()?;
+            let page = allocflame_core::html::page(
+                options.title.as_deref().unwrap_or_default(),
+                options.subtitle.as_deref().unwrap_or_default(),
+                &svg_bytes,
+                &allocflame_core::html::summary_tables(&summary),
+            );
+            write_atomically(&path, |w| w.write_all(page.as_bytes()))?;
+            say!("allocflame: wrote the HTML report to {}", path.display());
         }
         OutputFormat::Pprof => {
             if args.flamechart || args.width.is_some() || args.title.is_some() {

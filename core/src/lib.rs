@@ -24,6 +24,7 @@
 pub mod budget;
 pub mod demangle;
 pub mod error;
+pub mod html;
 pub mod import;
 pub mod once;
 pub mod pipeline;
@@ -34,6 +35,7 @@ pub mod profile;
 pub mod push;
 pub mod render;
 pub mod report;
+pub mod sites;
 pub mod source;
 pub mod symbolize;
 

@@ -1,6 +1,8 @@
 //! The one way from what a backend or an importer produced to what a user reads: raw stacks →
-//! symbolize → [`Profile`] (keeping pid and probe) → demangle → prettify rules → filters (pid,
-//! probe, minimum weight) → folded text, SVG and [`Summary`].
+//! symbolize (names and, with debug info, source lines) → [`Profile`] (keeping pid and probe) →
+//! demangle → prettify rules → source lines into names or dropped → filters (pid, probe,
+//! minimum weight) → folded text, SVG and [`Summary`] (whose allocation sites keep their
+//! source lines either way).
 //!
 //! The CLI maps its arguments onto [`PipelineOptions`] and writes the bytes this module
 //! produces; a library user gets the same profile with one call.
@@ -59,6 +61,10 @@ pub struct PipelineOptions {
     pub rules: Rules,
     /// Which stacks to keep. Default keeps every stack.
     pub filters: Filters,
+    /// Write each frame's source location into its name (`main (app.c:12)`), so that the
+    /// graph and folded text tell a function's call sites apart. Default is `false`: one frame
+    /// per function (the summary's sites keep their lines either way).
+    pub lines: bool,
 }
 
 impl Default for PipelineOptions {
@@ -67,6 +73,7 @@ impl Default for PipelineOptions {
             demangle: Some(DemangleOptions::default()),
             rules: Rules::default(),
             filters: Filters::default(),
+            lines: false,
         }
     }
 }
@@ -180,6 +187,11 @@ pub struct Output {
     /// What the user should know: frames symbolization could not name, what the filters left
     /// out.
     pub notes: Vec<String>,
+    /// The same stacks as `profile` with the source locations symbolization found apart from
+    /// the names, for the summary's sites; `None` when there were none.
+    pub located: Option<Profile>,
+    /// The allocation machinery the sites are found above: built-in and `alloc:` rules.
+    pub machinery: crate::sites::Machinery,
 }
 
 /// Runs the whole pipeline on a recording: symbolizes the collector's stacks, then
@@ -245,9 +257,30 @@ pub fn apply(profile: Profile, options: &PipelineOptions) -> Output {
     } else {
         options.rules.apply(&profile)
     };
-    let profile = match filters.min_weight {
-        Some(min) => profile.filter(|_, w| w.get(filters.weight) >= min),
-        None => profile,
+    let (profile, located) = match (profile.has_locations(), options.lines) {
+        (false, _) => (profile, None),
+        (true, true) => (profile.with_locations_in_names(), Some(profile)),
+        (true, false) => (profile.without_locations(), Some(profile)),
+    };
+    let (profile, located) = match filters.min_weight {
+        Some(min) => {
+            let kept = profile.filter(|_, w| w.get(filters.weight) >= min);
+            // The located stacks go with their stacks as written.
+            let located = located.map(|l| {
+                let lines: rustc_hash::FxHashSet<String> = kept
+                    .folded_lines_in_order()
+                    .into_iter()
+                    .map(|(line, _)| line)
+                    .collect();
+                l.retain_stacks(|ids| {
+                    let written: Vec<_> =
+                        ids.iter().map(|&id| l.written_name(id, options.lines)).collect();
+                    lines.contains(&written.join(";"))
+                })
+            });
+            (kept, located)
+        }
+        None => (profile, located),
     };
     let total = profile.total();
     let filtered = Filtered {
@@ -266,6 +299,8 @@ pub fn apply(profile: Profile, options: &PipelineOptions) -> Output {
         profile,
         filtered,
         notes,
+        located,
+        machinery: options.rules.machinery(),
     }
 }
 
@@ -300,8 +335,25 @@ impl Output {
             });
         }
         let mut svg = Vec::new();
-        render::flamegraph(&self.profile, options, &mut svg)?;
+        if options.inverted {
+            render::flamegraph(&self.sites_first(), options, &mut svg)?;
+        } else {
+            render::flamegraph(&self.profile, options, &mut svg)?;
+        }
         Ok(svg)
+    }
+
+    /// The profile with each stack cut at its allocation site (the allocator and the machinery
+    /// below the site left out) and turned over: the site first, then its callers, the process
+    /// last. Stacks of machinery alone are only turned over.
+    pub fn sites_first(&self) -> Profile {
+        self.profile.map_stacks(|frames| {
+            let names: Vec<&str> = frames.iter().map(|f| f.name.as_str()).collect();
+            if let Some(site) = self.machinery.site(&names) {
+                frames.truncate(site + 1);
+            }
+            frames.reverse();
+        })
     }
 
     /// The summary with `top` functions in each list, saying what the filters left out.
@@ -312,7 +364,8 @@ impl Output {
     /// The summary with `top` functions in each list ranked by `weight`, saying what the
     /// filters left out.
     pub fn summary_ranked(&self, top: usize, weight: WeightKind) -> Summary {
-        let mut summary = Summary::ranked(&self.profile, top, weight);
+        let located = self.located.as_ref().unwrap_or(&self.profile);
+        let mut summary = Summary::with_sites(&self.profile, located, &self.machinery, top, weight);
         if !self.filtered.by.is_empty() && self.filtered.by != "none" {
             summary.filtered = Some(self.filtered.clone());
         }

@@ -11,6 +11,8 @@
 //! fold: swift_allocObject;swift_slowAlloc;malloc => A
 //! # remove frames with exactly this name
 //! drop: __libc_start_call_main
+//! # count frames with exactly this name as allocation machinery, never as an allocation site
+//! alloc: pool_get
 //! ```
 //!
 //! The text after `strip:` keeps its trailing space only when written as `strip: "specialized "`
@@ -19,7 +21,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::profile::Profile;
+use crate::profile::{Frame, Profile};
 
 /// One rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +42,9 @@ pub enum Rule {
     },
     /// Remove every frame named exactly this.
     Drop(String),
+    /// Count frames named exactly this as allocation machinery (see [`crate::sites`]); the
+    /// frames themselves stay.
+    Alloc(String),
 }
 
 /// An ordered list of [`Rule`]s.
@@ -65,7 +70,22 @@ impl Rules {
             },
             fold("malloc"),
             fold("__libc_malloc"),
+            Rule::Alloc("A".into()),
         ])
+    }
+
+    /// The allocation machinery: the built-in list and the `alloc:` rules.
+    pub fn machinery(&self) -> crate::sites::Machinery {
+        crate::sites::Machinery {
+            extra: self
+                .0
+                .iter()
+                .filter_map(|r| match r {
+                    Rule::Alloc(name) => Some(name.clone()),
+                    _ => None,
+                })
+                .collect(),
+        }
     }
 
     /// Whether there is no rule.
@@ -99,7 +119,7 @@ impl Rules {
             };
             let (kind, rest) = line.split_once(':').ok_or_else(|| {
                 err(format!(
-                    "expected `strip:`, `replace:`, `fold:` or `drop:` at the start of `{line}`"
+                    "expected `strip:`, `replace:`, `fold:`, `drop:` or `alloc:` at the start of `{line}`"
                 ))
             })?;
             let rest = rest.trim();
@@ -132,9 +152,10 @@ impl Rules {
                     Rule::Fold { run, into }
                 }
                 "drop" => Rule::Drop(nonempty(unquote(rest), &err)?),
+                "alloc" => Rule::Alloc(nonempty(unquote(rest), &err)?),
                 other => {
                     return Err(err(format!(
-                        "unknown rule `{other}`: expected strip, replace, fold or drop"
+                        "unknown rule `{other}`: expected strip, replace, fold, drop or alloc"
                     )))
                 }
             };
@@ -166,11 +187,11 @@ impl Rules {
         renamed.map_stacks(|frames| {
             for rule in &self.0 {
                 match rule {
-                    Rule::Replace { .. } => {}
+                    Rule::Replace { .. } | Rule::Alloc(_) => {}
                     Rule::Drop(name) => {
                         // Never drop the root: it names the process.
                         let mut first = true;
-                        frames.retain(|f| std::mem::take(&mut first) || f != name);
+                        frames.retain(|f| std::mem::take(&mut first) || f.name != *name);
                     }
                     Rule::Fold { run, into } => fold_runs(frames, run, into),
                 }
@@ -179,15 +200,21 @@ impl Rules {
     }
 }
 
-fn fold_runs(frames: &mut Vec<String>, run: &[String], into: &str) {
+/// Folds each run of frames named `run` into one frame `into`, at the location of the run's
+/// root-most frame (where the program called into it).
+fn fold_runs(frames: &mut Vec<Frame>, run: &[String], into: &str) {
     let mut i = 0;
     while i + run.len() <= frames.len() {
         if frames[i..i + run.len()]
             .iter()
             .zip(run)
-            .all(|(a, b)| a == b)
+            .all(|(a, b)| a.name == *b)
         {
-            frames.splice(i..i + run.len(), std::iter::once(into.to_owned()));
+            let folded = Frame {
+                name: into.to_owned(),
+                location: frames[i].location.clone(),
+            };
+            frames.splice(i..i + run.len(), std::iter::once(folded));
         }
         i += 1;
     }
@@ -247,11 +274,12 @@ mod tests {
     #[test]
     fn parse_rule_file_and_errors() {
         let r = Rules::parse(
-            "# c\nstrip: \"specialized \"\nfold: a;b => X\ndrop: z\nreplace: x => y\n",
+            "# c\nstrip: \"specialized \"\nfold: a;b => X\ndrop: z\nreplace: x => y\nalloc: pool_get\n",
             "r",
         )
         .unwrap();
-        assert_eq!(r.0.len(), 4);
+        assert_eq!(r.0.len(), 5);
+        assert_eq!(r.machinery().extra, vec!["pool_get".to_owned()]);
         let e = Rules::parse("\nbogus line\n", "rules.txt")
             .unwrap_err()
             .to_string();

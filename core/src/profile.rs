@@ -85,8 +85,19 @@ impl WeightKind {
     }
 }
 
-/// Index of an interned frame name in a [`Profile`].
+/// Index of an interned frame in a [`Profile`]: a name and, where symbolization found one, the
+/// source location of the frame's instruction.
 pub type FrameId = u32;
+
+/// One frame of a stack as [`Profile::map_stacks`] hands it over: its name and source location.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// The function name.
+    pub name: String,
+    /// `file:line` of the frame's instruction (the call, for callers), `, inlined` added for a
+    /// function inlined into its caller; `None` when unknown.
+    pub location: Option<Arc<str>>,
+}
 
 /// What a stack is about besides its frames: the process and the probe that recorded it.
 ///
@@ -148,7 +159,12 @@ struct Entry {
 #[derive(Clone, Debug, Default)]
 pub struct Profile {
     names: Vec<Box<str>>,
+    /// The source location of each frame, beside `names`.
+    locations: Vec<Option<Arc<str>>>,
+    /// Frames without a location, by name.
     index: FxHashMap<Box<str>, FrameId>,
+    /// Frames with a location: one frame per name and location.
+    located: FxHashMap<(Box<str>, Arc<str>), FrameId>,
     /// Stacks in order of first appearance (flame charts need it), found through `stack_index`.
     stacks: Vec<Entry>,
     /// The first entry of each distinct frame sequence; the others hang off its `next` chain.
@@ -167,21 +183,58 @@ impl Profile {
         Self::default()
     }
 
-    /// The id of `name`, interning it if it is new.
+    /// The id of the frame `name` without a source location, interning it if it is new.
     pub fn intern(&mut self, name: &str) -> FrameId {
         if let Some(&id) = self.index.get(name) {
             return id;
         }
+        let id = self.push_frame(name, None);
+        self.index.insert(name.into(), id);
+        id
+    }
+
+    /// The id of the frame `name` at `location` (see [`Frame::location`]), interning it if it
+    /// is new: one function at two locations is two frames.
+    pub fn intern_at(&mut self, name: &str, location: Option<&Arc<str>>) -> FrameId {
+        let Some(location) = location else {
+            return self.intern(name);
+        };
+        let key = (Box::<str>::from(name), location.clone());
+        if let Some(&id) = self.located.get(&key) {
+            return id;
+        }
+        let id = self.push_frame(name, Some(location.clone()));
+        self.located.insert(key, id);
+        id
+    }
+
+    fn push_frame(&mut self, name: &str, location: Option<Arc<str>>) -> FrameId {
         let id = FrameId::try_from(self.names.len()).expect("more than 4 billion distinct frames");
-        let boxed: Box<str> = name.into();
-        self.names.push(boxed.clone());
-        self.index.insert(boxed, id);
+        self.names.push(name.into());
+        self.locations.push(location);
         id
     }
 
     /// The name of an interned frame.
     pub fn name(&self, id: FrameId) -> &str {
         &self.names[id as usize]
+    }
+
+    /// The source location of an interned frame, when known.
+    pub fn location(&self, id: FrameId) -> Option<&Arc<str>> {
+        self.locations[id as usize].as_ref()
+    }
+
+    /// Whether any frame carries a source location.
+    pub fn has_locations(&self) -> bool {
+        !self.located.is_empty()
+    }
+
+    /// The ids in this profile of the frames `ids` of `other`, interned as needed.
+    fn copy_ids(&mut self, other: &Profile, ids: &[FrameId]) -> Vec<FrameId> {
+        ids.iter()
+            .map(|&id| self.intern_at(other.name(id), other.location(id)))
+            .collect()
     }
 
     /// Adds `weight` to the stack of `frames` (root first). An empty stack is ignored.
@@ -368,7 +421,7 @@ impl Profile {
     /// Adds every stack of `other` to this profile, with its loss and skip counts.
     pub fn merge(&mut self, other: &Profile) {
         for (ids, labels, w) in other.labeled_stacks() {
-            let mine: Vec<FrameId> = ids.iter().map(|&id| self.intern(other.name(id))).collect();
+            let mine = self.copy_ids(other, ids);
             self.add_ids_labeled(mine, labels, w);
         }
         self.bytes_known |= other.bytes_known;
@@ -376,11 +429,16 @@ impl Profile {
         self.skipped += other.skipped;
     }
 
-    /// A profile whose every frame name is replaced by `f(name)`; each distinct name is passed
-    /// to `f` once, which makes this the cheap place to demangle.
+    /// A profile whose every frame name is replaced by `f(name)`, locations kept; each distinct
+    /// frame is passed to `f` once, which makes this the cheap place to demangle.
     pub fn map_frames<'a>(&'a self, mut f: impl FnMut(&'a str) -> Cow<'a, str>) -> Profile {
         let mut out = self.empty_like();
-        let mapping: Vec<FrameId> = self.names.iter().map(|n| out.intern(&f(n))).collect();
+        let mapping: Vec<FrameId> = self
+            .names
+            .iter()
+            .zip(&self.locations)
+            .map(|(n, l)| out.intern_at(&f(n), l.as_ref()))
+            .collect();
         for (ids, labels, w) in self.labeled_stacks() {
             let new: Vec<FrameId> = ids.iter().map(|&id| mapping[id as usize]).collect();
             out.add_ids_labeled(new, labels, w);
@@ -388,17 +446,78 @@ impl Profile {
         out
     }
 
-    /// A profile whose every stack is rewritten by `f`, which gets the frame names root first
-    /// and may change, add or remove frames. Stacks that become equal are merged; stacks that
+    /// A profile whose every stack is rewritten by `f`, which gets the frames root first and
+    /// may change, add or remove frames. Stacks that become equal are merged; stacks that
     /// become empty are dropped. Labels stay with their stacks.
-    pub fn map_stacks(&self, mut f: impl FnMut(&mut Vec<String>)) -> Profile {
+    pub fn map_stacks(&self, mut f: impl FnMut(&mut Vec<Frame>)) -> Profile {
         let mut out = self.empty_like();
-        let mut buf: Vec<String> = Vec::new();
+        let mut buf: Vec<Frame> = Vec::new();
         for (ids, labels, w) in self.labeled_stacks() {
             buf.clear();
-            buf.extend(ids.iter().map(|&id| self.name(id).to_owned()));
+            buf.extend(ids.iter().map(|&id| Frame {
+                name: self.name(id).to_owned(),
+                location: self.location(id).cloned(),
+            }));
             f(&mut buf);
-            out.add_labeled(buf.iter(), labels, w);
+            let new: Vec<FrameId> = buf
+                .iter()
+                .map(|fr| out.intern_at(&fr.name, fr.location.as_ref()))
+                .collect();
+            out.add_ids_labeled(new, labels, w);
+        }
+        out
+    }
+
+    /// The profile with every location dropped: a function's frames at several locations
+    /// merge into one.
+    pub fn without_locations(&self) -> Profile {
+        if !self.has_locations() {
+            return self.clone();
+        }
+        self.map_located(|name, _| Cow::Borrowed(name))
+    }
+
+    /// The profile with each location written into its frame's name, `name (file:line)`, so
+    /// that graphs and folded text show it.
+    pub fn with_locations_in_names(&self) -> Profile {
+        self.map_located(located_name)
+    }
+
+    /// The name of frame `id` as [`with_locations_in_names`](Self::with_locations_in_names)
+    /// (`lines`) or [`without_locations`](Self::without_locations) writes it.
+    pub fn written_name(&self, id: FrameId, lines: bool) -> Cow<'_, str> {
+        match lines {
+            true => located_name(self.name(id), self.location(id)),
+            false => Cow::Borrowed(self.name(id)),
+        }
+    }
+
+    /// A profile with only the stacks (all their labels) whose frames `keep` holds to.
+    pub fn retain_stacks(&self, mut keep: impl FnMut(&[FrameId]) -> bool) -> Profile {
+        let mut out = self.empty_like();
+        for (ids, labels, w) in self.labeled_stacks() {
+            if keep(ids) {
+                let new = out.copy_ids(self, ids);
+                out.add_ids_labeled(new, labels, w);
+            }
+        }
+        out
+    }
+
+    fn map_located<'a>(
+        &'a self,
+        mut f: impl FnMut(&'a str, Option<&'a Arc<str>>) -> Cow<'a, str>,
+    ) -> Profile {
+        let mut out = self.empty_like();
+        let mapping: Vec<FrameId> = self
+            .names
+            .iter()
+            .zip(&self.locations)
+            .map(|(n, l)| out.intern(&f(n, l.as_ref())))
+            .collect();
+        for (ids, labels, w) in self.labeled_stacks() {
+            let new: Vec<FrameId> = ids.iter().map(|&id| mapping[id as usize]).collect();
+            out.add_ids_labeled(new, labels, w);
         }
         out
     }
@@ -412,10 +531,11 @@ impl Profile {
             names.clear();
             names.extend(e.frames.iter().map(|&id| self.name(id)));
             if keep(&names, self.chain_weight(head)) {
+                let ids = out.copy_ids(self, &e.frames);
                 let mut i = Some(head);
                 while let Some(n) = i {
                     let e = &self.stacks[n];
-                    out.add_labeled(names.iter(), &e.labels, e.weight);
+                    out.add_ids_labeled(ids.as_slice(), &e.labels, e.weight);
                     i = e.next;
                 }
             }
@@ -435,7 +555,8 @@ impl Profile {
             names.clear();
             names.extend(e.frames.iter().map(|&id| self.name(id)));
             if keep(&names, &e.labels, e.weight) {
-                out.add_labeled(names.iter(), &e.labels, e.weight);
+                let ids = out.copy_ids(self, &e.frames);
+                out.add_ids_labeled(ids, &e.labels, e.weight);
             }
         }
         out
@@ -524,6 +645,14 @@ impl Profile {
     }
 }
 
+/// `name (location)`, or `name` when the location is unknown.
+fn located_name<'a>(name: &'a str, location: Option<&Arc<str>>) -> Cow<'a, str> {
+    match location {
+        Some(l) => Cow::Owned(format!("{name} ({l})")),
+        None => Cow::Borrowed(name),
+    }
+}
+
 /// Splits a folded line into its stack and count, or `None` if it is not one.
 pub(crate) fn parse_folded_line(line: &str) -> Option<(&str, u64)> {
     let (stack, count) = line.rsplit_once(' ')?;
@@ -589,7 +718,7 @@ mod tests {
         });
         assert_eq!(q.len(), 1);
         assert_eq!(q.total(), Weight::new(3, 24));
-        let r = q.map_stacks(|s| s.retain(|f| f != "malloc"));
+        let r = q.map_stacks(|s| s.retain(|f| f.name != "malloc"));
         assert_eq!(r.folded_lines()[0].0, "p;_ZN3foo3barEv");
     }
 

@@ -20,6 +20,10 @@ pub struct RenderOptions {
     /// Width of the image in pixels. Default is `None`: inferno's fluid width, laid out at
     /// 1200 pixels and stretched to the window's width when opened in a browser.
     pub width: Option<usize>,
+    /// Draw an icicle with the roots at the top. [`crate::pipeline::Output::svg`] also cuts
+    /// each stack at its allocation site and turns it over, so that the sites are the roots and
+    /// their callers hang below. Default is `false`.
+    pub inverted: bool,
 }
 
 impl RenderOptions {
@@ -33,6 +37,9 @@ impl RenderOptions {
         o.count_name = self.weight.count_name().to_owned();
         o.flame_chart = self.flamechart;
         o.image_width = self.width;
+        if self.inverted {
+            o.direction = inferno::flamegraph::Direction::Inverted;
+        }
         // Allocation graphs are about memory: use inferno's memory palette.
         o.colors = inferno::flamegraph::color::Palette::Basic(
             inferno::flamegraph::color::BasicPalette::Mem,

@@ -1,11 +1,15 @@
-//! The summary every command prints: totals and the top functions by self and total weight.
+//! The summary every command prints: totals, the allocation sites (the code that asked for the
+//! memory, see [`crate::sites`]), the program's functions by total weight, and the raw lists by
+//! self and total weight.
 
 use std::fmt;
+use std::time::SystemTime;
 
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::profile::{FrameId, Profile, Weight, WeightKind};
+use crate::sites::Machinery;
 
 /// A function with its weight and share of the total allocations.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -18,6 +22,25 @@ pub struct FunctionWeight {
     pub bytes: u64,
     /// Share of all allocation calls (of all bytes, when the summary is ranked by bytes), in
     /// percent.
+    pub percent: f64,
+}
+
+/// An allocation site: the first frame above the allocation machinery, at one source location.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SiteWeight {
+    /// The function that asked for the memory.
+    pub function: String,
+    /// `file:line` of its call, when the binary has debug info (`, inlined` for a function
+    /// inlined into its caller). Default is `None`.
+    pub location: Option<String>,
+    /// The frame it called: the allocator, or the standard-library function that allocated
+    /// for it (`std::vector<int>::push_back`).
+    pub calls: String,
+    /// Allocation calls.
+    pub allocs: u64,
+    /// Bytes (0 when unknown).
+    pub bytes: u64,
+    /// Share of all allocation calls (of all bytes, when ranked by bytes), in percent.
     pub percent: f64,
 }
 
@@ -37,7 +60,17 @@ pub struct Summary {
     /// What the lists are ranked by, and what `percent` is a share of. Default is
     /// allocations.
     pub ranked_by: WeightKind,
-    /// Functions that allocated directly (leaf frames), heaviest first.
+    /// Allocation sites, heaviest first: each stack's first frame above the allocation
+    /// machinery, per source location where known.
+    pub top_sites: Vec<SiteWeight>,
+    /// The program's functions on the stack of an allocation (each counted once per stack),
+    /// heaviest first: without the allocation machinery, the entry points (`_start`,
+    /// `__libc_start_main`, `start_thread`) and the frames in [`shared_frames`](Self::shared_frames).
+    pub top_program: Vec<FunctionWeight>,
+    /// Program functions on every stack (`main` of a single-threaded program), left out of
+    /// `top_program` since they say nothing about where; empty when that would leave nothing.
+    pub shared_frames: Vec<String>,
+    /// Functions that allocated directly (leaf frames: the probed allocators), heaviest first.
     pub top_self: Vec<FunctionWeight>,
     /// Functions on the stack of an allocation (each counted once per stack), heaviest first.
     pub top_total: Vec<FunctionWeight>,
@@ -90,8 +123,20 @@ impl Summary {
     }
 
     /// The summary of `profile`, with `top` functions in each list, ranked by `weight` (the
-    /// other weight breaks ties).
+    /// other weight breaks ties), with the built-in allocation machinery.
     pub fn ranked(profile: &Profile, top: usize, weight: WeightKind) -> Summary {
+        Summary::with_sites(profile, profile, &Machinery::default(), top, weight)
+    }
+
+    /// The summary of `profile` with the sites of `located` (the same stacks, with source
+    /// locations; pass `profile` again when there are none), found above `machinery`.
+    pub fn with_sites(
+        profile: &Profile,
+        located: &Profile,
+        machinery: &Machinery,
+        top: usize,
+        weight: WeightKind,
+    ) -> Summary {
         let total = profile.total();
         let mut selfw: FxHashMap<FrameId, Weight> = FxHashMap::default();
         let mut totalw: FxHashMap<FrameId, Weight> = FxHashMap::default();
@@ -110,31 +155,36 @@ impl Summary {
                 }
             }
         }
+        let percent = |w: Weight| {
+            if total.get(weight) == 0 {
+                0.0
+            } else {
+                100.0 * w.get(weight) as f64 / total.get(weight) as f64
+            }
+        };
         let rank = |m: FxHashMap<FrameId, Weight>| -> Vec<FunctionWeight> {
-            let mut v: Vec<(FrameId, Weight)> = m.into_iter().collect();
-            let key = |w: &Weight| match weight {
-                WeightKind::Allocations => (w.allocs, w.bytes),
-                WeightKind::Bytes => (w.bytes, w.allocs),
-            };
-            v.sort_by(|a, b| {
-                key(&b.1)
-                    .cmp(&key(&a.1))
-                    .then_with(|| profile.name(a.0).cmp(profile.name(b.0)))
-            });
-            v.truncate(top);
-            v.into_iter()
+            ranked(m, profile, top, weight)
+                .into_iter()
                 .map(|(id, w)| FunctionWeight {
                     function: profile.name(id).to_owned(),
                     allocs: w.allocs,
                     bytes: w.bytes,
-                    percent: if total.get(weight) == 0 {
-                        0.0
-                    } else {
-                        100.0 * w.get(weight) as f64 / total.get(weight) as f64
-                    },
+                    percent: percent(w),
                 })
                 .collect()
         };
+        let (sites, program, shared) = sites_and_program(located, profile, machinery);
+        let top_sites = ranked(sites, located, top, weight)
+            .into_iter()
+            .map(|((id, calls), w)| SiteWeight {
+                function: located.name(id).to_owned(),
+                location: located.location(id).map(|l| l.to_string()),
+                calls: located.name(calls).to_owned(),
+                allocs: w.allocs,
+                bytes: w.bytes,
+                percent: percent(w),
+            })
+            .collect();
         Summary {
             allocations: total.allocs,
             bytes: profile.bytes_known.then_some(total.bytes),
@@ -142,12 +192,113 @@ impl Summary {
             lost: profile.lost,
             skipped: profile.skipped,
             ranked_by: weight,
+            top_sites,
+            top_program: rank(program),
+            shared_frames: shared,
             top_self: rank(selfw),
             top_total: rank(totalw),
             filtered: None,
             run: RunStatus::default(),
         }
     }
+}
+
+/// A key of the rankings: it sorts by name (and location) when weights tie.
+trait RankKey: Copy + Eq + std::hash::Hash {
+    fn order(self, profile: &Profile) -> (&str, Option<&str>);
+}
+
+impl RankKey for FrameId {
+    fn order(self, profile: &Profile) -> (&str, Option<&str>) {
+        (profile.name(self), profile.location(self).map(|l| &**l))
+    }
+}
+
+impl RankKey for (FrameId, FrameId) {
+    fn order(self, profile: &Profile) -> (&str, Option<&str>) {
+        self.0.order(profile)
+    }
+}
+
+/// The `top` heaviest of `m` by `weight` (the other weight breaks ties, then the name).
+fn ranked<K: RankKey>(
+    m: FxHashMap<K, Weight>,
+    profile: &Profile,
+    top: usize,
+    weight: WeightKind,
+) -> Vec<(K, Weight)> {
+    let mut v: Vec<(K, Weight)> = m.into_iter().collect();
+    let key = |w: &Weight| match weight {
+        WeightKind::Allocations => (w.allocs, w.bytes),
+        WeightKind::Bytes => (w.bytes, w.allocs),
+    };
+    v.sort_by(|a, b| {
+        key(&b.1)
+            .cmp(&key(&a.1))
+            .then_with(|| a.0.order(profile).cmp(&b.0.order(profile)))
+    });
+    v.truncate(top);
+    v
+}
+
+/// The weight of each site of `located` (keyed by the site frame and the allocator frame below
+/// it), the weight of each program function of `profile` by total, and the program functions
+/// left out for being on every stack.
+#[allow(clippy::type_complexity)]
+fn sites_and_program(
+    located: &Profile,
+    profile: &Profile,
+    machinery: &Machinery,
+) -> (
+    FxHashMap<(FrameId, FrameId), Weight>,
+    FxHashMap<FrameId, Weight>,
+    Vec<String>,
+) {
+    let mut sites: FxHashMap<(FrameId, FrameId), Weight> = FxHashMap::default();
+    let mut names: Vec<&str> = Vec::new();
+    for (ids, w) in located.stack_ids() {
+        names.clear();
+        names.extend(ids.iter().map(|&id| located.name(id)));
+        if let Some(i) = machinery.site(&names) {
+            *sites.entry((ids[i], ids[i + 1])).or_default() += w;
+        }
+    }
+    // The program's functions: the frames from the root down to each stack's site.
+    let mut program: FxHashMap<FrameId, Weight> = FxHashMap::default();
+    let mut on_stacks: FxHashMap<FrameId, usize> = FxHashMap::default();
+    let mut seen: Vec<FrameId> = Vec::new();
+    let mut stacks = 0;
+    for (ids, w) in profile.stack_ids() {
+        stacks += 1;
+        names.clear();
+        names.extend(ids.iter().map(|&id| profile.name(id)));
+        let end = machinery.site(&names).map_or(0, |i| i + 1);
+        seen.clear();
+        for (&id, name) in ids.iter().zip(&names).take(end).skip(1) {
+            if !seen.contains(&id) && machinery.is_program(name) {
+                seen.push(id);
+                *program.entry(id).or_default() += w;
+                *on_stacks.entry(id).or_default() += 1;
+            }
+        }
+    }
+    let mut shared: Vec<FrameId> = on_stacks
+        .iter()
+        .filter(|&(_, &n)| n == stacks)
+        .map(|(&id, _)| id)
+        .collect();
+    if shared.len() == program.len() {
+        shared.clear();
+    }
+    shared.sort_by_key(|&id| profile.name(id));
+    for id in &shared {
+        program.remove(id);
+    }
+    let shared = shared
+        .into_iter()
+        .map(|id| profile.name(id).to_owned())
+        .collect();
+    (sites, program, shared)
 }
 
 impl fmt::Display for Summary {
@@ -184,39 +335,65 @@ impl fmt::Display for Summary {
                 filtered.by, filtered.stacks, filtered.weight.allocs
             )?;
         }
-        for (title, list) in [
-            ("by self (allocated directly)", &self.top_self),
-            ("by total (on the stack)", &self.top_total),
-        ] {
-            match self.ranked_by {
-                WeightKind::Allocations => writeln!(f, "\ntop functions {title}:")?,
-                WeightKind::Bytes => {
-                    writeln!(f, "\ntop functions {title}, by bytes (% of bytes):")?
-                }
-            }
-            let with_bytes = self.bytes.is_some();
+        let by = match self.ranked_by {
+            WeightKind::Allocations => "",
+            WeightKind::Bytes => ", by bytes (% of bytes)",
+        };
+        let with_bytes = self.bytes.is_some();
+        let header = |f: &mut fmt::Formatter<'_>, what: &str| {
             if with_bytes {
-                writeln!(
-                    f,
-                    "{:>12} {:>7} {:>12}  function",
-                    "allocations", "%", "bytes"
-                )?;
+                writeln!(f, "{:>12} {:>7} {:>12}  {what}", "allocations", "%", "bytes")
             } else {
-                writeln!(f, "{:>12} {:>7}  function", "allocations", "%")?;
+                writeln!(f, "{:>12} {:>7}  {what}", "allocations", "%")
             }
-            for fw in list {
-                if with_bytes {
-                    writeln!(
-                        f,
-                        "{:>12} {:>6.2}% {:>12}  {}",
-                        fw.allocs, fw.percent, fw.bytes, fw.function
-                    )?;
-                } else {
-                    writeln!(f, "{:>12} {:>6.2}%  {}", fw.allocs, fw.percent, fw.function)?;
-                }
+        };
+        let row = |f: &mut fmt::Formatter<'_>, allocs: u64, percent: f64, bytes: u64| {
+            if with_bytes {
+                write!(f, "{allocs:>12} {percent:>6.2}% {bytes:>12}  ")
+            } else {
+                write!(f, "{allocs:>12} {percent:>6.2}%  ")
+            }
+        };
+        writeln!(
+            f,
+            "\ntop allocation sites (the code that called the allocator){by}:"
+        )?;
+        header(f, "site  (source line)  → what it called")?;
+        for s in &self.top_sites {
+            row(f, s.allocs, s.percent, s.bytes)?;
+            // The JSON has the callee in full; a C++ template's is long.
+            let calls = crate::profile::shorten(&s.calls, 60);
+            match &s.location {
+                Some(l) => writeln!(f, "{}  ({l})  → {calls}", s.function)?,
+                None => writeln!(f, "{}  → {calls}", s.function)?,
             }
         }
-        Ok(())
+        write!(f, "\ntop program functions by total (on the stack){by}")?;
+        if !self.shared_frames.is_empty() {
+            write!(
+                f,
+                "; left out, on every stack: {}",
+                self.shared_frames.join(", ")
+            )?;
+        }
+        writeln!(f, ":")?;
+        header(f, "function")?;
+        for fw in &self.top_program {
+            row(f, fw.allocs, fw.percent, fw.bytes)?;
+            writeln!(f, "{}", fw.function)?;
+        }
+        let allocators: Vec<String> = self
+            .top_self
+            .iter()
+            .map(|fw| {
+                let n = match self.ranked_by {
+                    WeightKind::Allocations => fw.allocs,
+                    WeightKind::Bytes => fw.bytes,
+                };
+                format!("{} {n} ({:.2}%)", fw.function, fw.percent)
+            })
+            .collect();
+        writeln!(f, "\nallocators called (by self): {}", allocators.join(", "))
     }
 }
 
@@ -257,6 +434,69 @@ pub fn diff_stacks(before: &Profile, after: &Profile, kind: crate::WeightKind) -
     v
 }
 
+/// The line under a graph's title: where the profile came from (`origin`: the command line or
+/// pid and the backend, or the capture), the totals, whether the counts are exact (`recorded`:
+/// allocflame recorded them, so losses are known), and when.
+///
+/// ```
+/// use allocflame_core::report::{subtitle, Summary};
+/// use allocflame_core::{Profile, Weight};
+/// let mut p = Profile::new();
+/// p.bytes_known = true;
+/// p.add(["app", "main", "malloc"], Weight::new(3, 1536));
+/// let s = Summary::new(&p, 10);
+/// let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_227_200);
+/// assert_eq!(
+///     subtitle("app --port 80 · backend perf", &s, true, when),
+///     "app --port 80 · backend perf · 3 allocations, 1.5 KiB · exact · 2026-12-02 16:00 UTC"
+/// );
+/// ```
+pub fn subtitle(origin: &str, summary: &Summary, recorded: bool, when: SystemTime) -> String {
+    let mut s = format!("{origin} · {} allocations", summary.allocations);
+    if let Some(b) = summary.bytes {
+        s.push_str(&format!(", {}", human_bytes(b)));
+    }
+    if summary.lost > 0 {
+        s.push_str(&format!(" · {} events LOST", summary.lost));
+    } else if recorded && !summary.run.partial {
+        s.push_str(" · exact");
+    }
+    if summary.run.partial {
+        s.push_str(" · PARTIAL (ended early)");
+    }
+    if summary.skipped > 0 {
+        s.push_str(&format!(" · {} input records skipped", summary.skipped));
+    }
+    s.push_str(" · ");
+    s.push_str(&utc_minute(when));
+    s
+}
+
+/// `when` as `2026-12-02 17:40 UTC`.
+pub fn utc_minute(when: SystemTime) -> String {
+    let secs = when
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a proleptic Gregorian date, in 400-year eras of 146,097 days
+    // that start on March 1st (so that the leap day ends a year).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60
+    )
+}
+
 /// `1536` → `1.5 KiB`.
 pub fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -276,6 +516,15 @@ pub fn human_bytes(b: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates() {
+        let at = |s| utc_minute(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s));
+        assert_eq!(at(0), "1970-01-01 00:00 UTC");
+        assert_eq!(at(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(at(1_709_164_799), "2024-02-28 23:59 UTC");
+        assert_eq!(at(4_107_542_400), "2100-03-01 00:00 UTC");
+    }
 
     #[test]
     fn ranked_by_bytes() {

@@ -38,7 +38,7 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::probes::{catalog, Platform, Probe};
-use crate::profile::{Labels, Profile, Weight};
+use crate::profile::{FrameId, Labels, Profile, Weight};
 use crate::Result;
 
 /// What to profile.
@@ -494,30 +494,35 @@ impl Collector {
         let mut profile = Profile::new();
         profile.lost = self.lost;
         profile.bytes_known = self.bytes_known;
-        let mut out: Vec<String> = Vec::new();
+        let mut out: Vec<FrameId> = Vec::new();
         for ((pid, root, probe, frames), w) in self.stacks {
             out.clear();
-            out.push(root);
+            out.push(profile.intern(&root));
             for f in frames.iter().rev() {
-                match f {
-                    RawFrame::Symbol { name, .. } => out.push(name.to_string()),
+                let id = match f {
+                    RawFrame::Symbol { name, .. } => profile.intern(name),
                     RawFrame::File { object, offset } => {
                         match symbols.names.get(&(object.clone(), *offset)) {
-                            Some(syms) => out.extend(syms.iter().cloned()),
-                            None => {
-                                out.push(crate::symbolize::unknown_frame(&object.path, *offset))
+                            Some(syms) => {
+                                for s in syms {
+                                    out.push(profile.intern_at(&s.name, s.location.as_ref()));
+                                }
+                                continue;
                             }
+                            None => profile
+                                .intern(&crate::symbolize::unknown_frame(&object.path, *offset)),
                         }
                     }
-                    RawFrame::Address(a) => out.push(format!("[unknown {a:#x}]")),
-                }
+                    RawFrame::Address(a) => profile.intern(&format!("[unknown {a:#x}]")),
+                };
+                out.push(id);
             }
             let labels = Labels {
                 pid: Some(pid),
                 // An index past the probe list is the backend's bug; the stack still counts.
                 probe: self.probes.get(probe).cloned(),
             };
-            profile.add_labeled(out.iter(), &labels, w);
+            profile.add_ids_labeled(out.as_slice(), &labels, w);
         }
         (profile, symbols.notes)
     }

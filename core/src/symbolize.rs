@@ -1,7 +1,8 @@
 //! Symbolization of file-relative addresses that backends captured while the target lived.
 //!
 //! Backends hand over `(file, file offset)` pairs; this module turns them into function names
-//! (blazesym on Linux: ELF symbols and, where the file has DWARF, inlined functions; on macOS
+//! (blazesym on Linux: ELF symbols and, where the file has DWARF, inlined functions and source
+//! lines; on macOS
 //! the nearest symbol of the Mach-O file, [`symtab`]), after the
 //! target may have exited: the files stay on disk. Names are left mangled; the core demangles
 //! them later for every backend alike.
@@ -11,15 +12,16 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use crate::profile::Frame;
 use crate::source::ObjectFile;
 
-/// Names of symbolized frames: `(object, offset)` → names, outermost first (a frame expands to
+/// Names of symbolized frames: `(object, offset)` → frames, outermost first (a frame expands to
 /// several when functions were inlined), and what the user should know about frames left
 /// unnamed.
 #[derive(Debug, Default)]
 pub struct Symbols {
-    /// Names per object and offset; offsets that no symbol covers are left out.
-    pub names: FxHashMap<(Arc<ObjectFile>, u64), Vec<String>>,
+    /// Frames per object and offset; offsets that no symbol covers are left out.
+    pub names: FxHashMap<(Arc<ObjectFile>, u64), Vec<Frame>>,
     /// Objects that could not be read, or were replaced since they were recorded.
     pub notes: Vec<String>,
 }
@@ -38,9 +40,7 @@ pub fn symbolize_objects(objects: FxHashMap<Arc<ObjectFile>, Vec<u64>>) -> Symbo
 }
 
 /// Symbolizes offsets in files known by their paths alone.
-pub fn symbolize_files(
-    files: FxHashMap<PathBuf, Vec<u64>>,
-) -> FxHashMap<(PathBuf, u64), Vec<String>> {
+pub fn symbolize_files(files: FxHashMap<PathBuf, Vec<u64>>) -> FxHashMap<(PathBuf, u64), Vec<Frame>> {
     let objects = files
         .into_iter()
         .map(|(p, o)| (Arc::new(ObjectFile::at(p)), o))
@@ -61,6 +61,28 @@ pub fn unknown_frame(path: &Path, offset: u64) -> String {
     format!("{base}+{offset:#x}")
 }
 
+/// A frame's location as [`Frame::location`] writes it: `file:line`, the file as the debug info
+/// names it, relative to the current directory when inside it; `, inlined` added for a function
+/// inlined into its caller.
+pub fn location(file: &Path, line: Option<u32>, inlined: bool) -> Option<Arc<str>> {
+    let cwd = std::env::current_dir().ok();
+    let file = cwd
+        .as_deref()
+        .and_then(|d| file.strip_prefix(d).ok())
+        .unwrap_or(file);
+    let mut s = file.display().to_string();
+    if s.is_empty() && !inlined {
+        return None;
+    }
+    if let Some(line) = line {
+        s.push_str(&format!(":{line}"));
+    }
+    if inlined {
+        s.push_str(if s.is_empty() { "inlined" } else { ", inlined" });
+    }
+    Some(s.into())
+}
+
 /// A build-id as hex.
 pub fn hex(id: &[u8]) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
@@ -75,14 +97,28 @@ mod imp {
     use blazesym::symbolize::{Input, Symbolized, Symbolizer};
     use rustc_hash::FxHashMap;
 
-    use super::{hex, Symbols};
+    use blazesym::symbolize::CodeInfo;
+
+    use super::{hex, location, Symbols};
+    use crate::profile::Frame;
     use crate::source::ObjectFile;
+
+    fn frame(name: &str, code: Option<&CodeInfo<'_>>, inlined: bool) -> Frame {
+        Frame {
+            name: name.to_owned(),
+            location: match code {
+                Some(c) => location(&c.to_path(), c.line, inlined),
+                None if inlined => location(std::path::Path::new(""), None, true),
+                None => None,
+            },
+        }
+    }
 
     pub(super) fn symbolize_objects(objects: FxHashMap<Arc<ObjectFile>, Vec<u64>>) -> Symbols {
         // Demangling stays off: the core demangles every backend's names the same way.
         let symbolizer = Symbolizer::builder()
             .enable_demangling(false)
-            .enable_code_info(false)
+            .enable_code_info(true)
             .enable_inlined_fns(true)
             .build();
         let mut out = Symbols::default();
@@ -117,8 +153,12 @@ mod imp {
             for (offset, sym) in offsets.iter().zip(syms) {
                 if let Symbolized::Sym(sym) = sym {
                     let mut names = Vec::with_capacity(1 + sym.inlined.len());
-                    names.push(sym.name.to_string());
-                    names.extend(sym.inlined.iter().map(|f| f.name.to_string()));
+                    names.push(frame(&sym.name, sym.code_info.as_deref(), false));
+                    names.extend(
+                        sym.inlined
+                            .iter()
+                            .map(|f| frame(&f.name, f.code_info.as_ref(), true)),
+                    );
                     out.names.insert((object.clone(), *offset), names);
                 }
             }
@@ -170,7 +210,7 @@ mod tests {
         let names = symbolize_files(files);
         let got = names.get(&(path, offset)).expect("symbolized");
         assert!(
-            got.iter().any(|n| n.contains("a_function_to_find")),
+            got.iter().any(|n| n.name.contains("a_function_to_find")),
             "{got:?}"
         );
     }

@@ -41,7 +41,13 @@ pub fn symbolize_objects(objects: FxHashMap<Arc<ObjectFile>, Vec<u64>>) -> Symbo
             Ok(found) => {
                 for (offset, name) in offsets.iter().zip(found) {
                     if let Some(name) = name {
-                        out.names.insert((object.clone(), *offset), vec![name]);
+                        out.names.insert(
+                            (object.clone(), *offset),
+                            vec![crate::profile::Frame {
+                                name,
+                                location: None,
+                            }],
+                        );
                     }
                 }
             }
