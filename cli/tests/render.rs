@@ -41,8 +41,20 @@ fn render_folded_writes_svg_folded_and_summary() {
     );
     let stdout = text(&out.stdout);
     assert!(stdout.starts_with("allocations: 10"), "{stdout}");
-    assert!(stdout.contains("top functions by self"), "{stdout}");
-    assert!(stdout.contains("top functions by total"), "{stdout}");
+    // The sites (the frame above the allocator) and the program's functions, `main` left out
+    // for being on every stack.
+    assert!(
+        stdout.contains("top allocation sites (the code that called the allocator):\n allocations       %  site  (source line)  → what it called\n           7  70.00%  parse  → malloc\n           3  30.00%  load  → calloc\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("top program functions by total (on the stack); left out, on every stack: main:\n allocations       %  function\n           7  70.00%  parse\n           3  30.00%  load\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("allocators called (by self): malloc 7 (70.00%), calloc 3 (30.00%)"),
+        "{stdout}"
+    );
 }
 
 #[test]

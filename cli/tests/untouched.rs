@@ -278,7 +278,7 @@ fn the_programs_stdin_and_stdout_are_its_own() {
         "stdout holds only what the program printed"
     );
     assert!(
-        err.contains("top functions by self"),
+        err.contains("top allocation sites"),
         "summary on stderr: {err}"
     );
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();

@@ -5,8 +5,9 @@
 //! The graph is inferno's SVG, embedded whole in an `<iframe srcdoc>` so that its own script
 //! (zoom, tooltips, search) runs unchanged beside the page's. The page's search runs inferno's
 //! search in the graph and filters the tables' rows; its result ("graph: Matched: 12.5% · sites:
-//! 2 of 10 rows") is written into `#result`. `report.html?s=TERM` searches on load, which is how
-//! a headless browser checks a report.
+//! 2 of 10 rows") is written into `#result`. `report.html?s=TERM` searches on load and
+//! `?sort=TABLE.COLUMN` sorts (`sites.bytes`), which is how a link keeps a view and a headless
+//! browser checks a report.
 //!
 //! ```
 //! use allocflame_core::html::{Column, Table};
@@ -320,7 +321,19 @@ const SCRIPT: &str = r#"<script>
     });
     whenGraphReady(function (w) { w.reset_search(); });
   });
-  var s = new URLSearchParams(window.location.search).get("s");
+  // `?sort=TABLE.COLUMN` sorts as a click on that heading does (a link can keep a view).
+  var params = new URLSearchParams(window.location.search);
+  var sort = params.get("sort");
+  if (sort) {
+    var dot = sort.indexOf(".");
+    var table = document.getElementById(sort.slice(0, dot));
+    if (table) {
+      Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th) {
+        if (th.textContent === sort.slice(dot + 1)) th.click();
+      });
+    }
+  }
+  var s = params.get("s");
   if (s) { term.value = s; runSearch(s); }
 })();
 </script>

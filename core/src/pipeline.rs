@@ -634,4 +634,96 @@ mod tests {
         );
         assert_eq!(folded(&o), "a;main;alloc 4\n");
     }
+
+    /// A profile as a symbolized recording of a program with debug info makes it: `parse`
+    /// calls malloc at two lines, `main` calls `parse` at one.
+    fn located() -> Profile {
+        let mut p = Profile::new();
+        let at = |l: &str| Some(std::sync::Arc::<str>::from(l));
+        let stack = |p: &mut Profile, line: &str| -> Vec<crate::FrameId> {
+            vec![
+                p.intern("app"),
+                p.intern_at("main", at("app.c:20").as_ref()),
+                p.intern_at("parse", at(line).as_ref()),
+                p.intern("malloc"),
+            ]
+        };
+        let a = stack(&mut p, "app.c:7");
+        let b = stack(&mut p, "app.c:9");
+        p.add_ids(a, Weight::new(5, 0));
+        p.add_ids(b, Weight::new(2, 0));
+        p
+    }
+
+    #[test]
+    fn sites_keep_their_lines_and_lines_go_into_names_on_demand() {
+        let o = process(located(), &PipelineOptions::default()).unwrap();
+        assert_eq!(folded(&o), "app;main;parse;malloc 7\n", "one frame per function");
+        let s = o.summary(10);
+        let sites: Vec<(&str, Option<&str>, u64)> = s
+            .top_sites
+            .iter()
+            .map(|x| (x.function.as_str(), x.location.as_deref(), x.allocs))
+            .collect();
+        assert_eq!(
+            sites,
+            vec![("parse", Some("app.c:7"), 5), ("parse", Some("app.c:9"), 2)]
+        );
+        assert_eq!(s.shared_frames, Vec::<String>::new(), "only two frames: kept");
+        let with_lines = PipelineOptions {
+            lines: true,
+            ..PipelineOptions::default()
+        };
+        let o = process(located(), &with_lines).unwrap();
+        assert_eq!(
+            folded(&o),
+            "app;main (app.c:20);parse (app.c:7);malloc 5\napp;main (app.c:20);parse (app.c:9);malloc 2\n"
+        );
+        assert_eq!(o.summary(10).top_sites[0].function, "parse");
+        // A minimum weight judges the stacks as written, and the sites follow them.
+        let min = |lines| PipelineOptions {
+            lines,
+            filters: Filters {
+                min_weight: Some(3),
+                ..Filters::default()
+            },
+            ..PipelineOptions::default()
+        };
+        let o = process(located(), &min(true)).unwrap();
+        assert_eq!(o.summary(10).top_sites.len(), 1);
+        assert_eq!(o.summary(10).top_sites[0].allocs, 5);
+        let o = process(located(), &min(false)).unwrap();
+        assert_eq!(o.summary(10).top_sites.len(), 2, "7 allocations as written");
+        // Rules keep the locations of the frames they leave.
+        let rules = PipelineOptions {
+            rules: Rules(vec![Rule::Drop("malloc".into())]),
+            ..PipelineOptions::default()
+        };
+        let o = process(located(), &rules).unwrap();
+        assert_eq!(o.located.as_ref().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn sites_first_cuts_at_the_site_and_turns_stacks_over() {
+        let mut p = Profile::new();
+        p.add(["app", "main", "parse", "strdup", "malloc"], Weight::new(3, 0));
+        p.add(["app", "main", "malloc"], Weight::new(1, 0));
+        p.add(["app", "malloc"], Weight::new(1, 0));
+        let o = process(p, &PipelineOptions::default()).unwrap();
+        let mut lines: Vec<String> = o
+            .sites_first()
+            .folded_lines()
+            .into_iter()
+            .map(|(l, w)| format!("{l} {}", w.allocs))
+            .collect();
+        lines.sort();
+        assert_eq!(lines, vec!["main;app 1", "malloc;app 1", "parse;main;app 3"]);
+        let svg = o
+            .svg(&RenderOptions {
+                inverted: true,
+                ..RenderOptions::default()
+            })
+            .unwrap();
+        assert!(String::from_utf8(svg).unwrap().contains("parse"));
+    }
 }

@@ -173,7 +173,16 @@ impl Summary {
                 })
                 .collect()
         };
-        let (sites, program, shared) = sites_and_program(located, profile, machinery);
+        let (sites, program, shared) = sites_and_program(located, machinery);
+        let top_program = ranked(program, located, top, weight)
+            .into_iter()
+            .map(|(name, w)| FunctionWeight {
+                function: name.to_owned(),
+                allocs: w.allocs,
+                bytes: w.bytes,
+                percent: percent(w),
+            })
+            .collect();
         let top_sites = ranked(sites, located, top, weight)
             .into_iter()
             .map(|((id, calls), w)| SiteWeight {
@@ -193,7 +202,7 @@ impl Summary {
             skipped: profile.skipped,
             ranked_by: weight,
             top_sites,
-            top_program: rank(program),
+            top_program,
             shared_frames: shared,
             top_self: rank(selfw),
             top_total: rank(totalw),
@@ -205,17 +214,23 @@ impl Summary {
 
 /// A key of the rankings: it sorts by name (and location) when weights tie.
 trait RankKey: Copy + Eq + std::hash::Hash {
-    fn order(self, profile: &Profile) -> (&str, Option<&str>);
+    fn order<'a>(&'a self, profile: &'a Profile) -> (&'a str, Option<&'a str>);
 }
 
 impl RankKey for FrameId {
-    fn order(self, profile: &Profile) -> (&str, Option<&str>) {
-        (profile.name(self), profile.location(self).map(|l| &**l))
+    fn order<'a>(&'a self, profile: &'a Profile) -> (&'a str, Option<&'a str>) {
+        (profile.name(*self), profile.location(*self).map(|l| &**l))
+    }
+}
+
+impl RankKey for &str {
+    fn order<'a>(&'a self, _: &'a Profile) -> (&'a str, Option<&'a str>) {
+        (self, None)
     }
 }
 
 impl RankKey for (FrameId, FrameId) {
-    fn order(self, profile: &Profile) -> (&str, Option<&str>) {
+    fn order<'a>(&'a self, profile: &'a Profile) -> (&'a str, Option<&'a str>) {
         self.0.order(profile)
     }
 }
@@ -241,63 +256,55 @@ fn ranked<K: RankKey>(
     v
 }
 
-/// The weight of each site of `located` (keyed by the site frame and the allocator frame below
-/// it), the weight of each program function of `profile` by total, and the program functions
-/// left out for being on every stack.
+/// The weight of each site of `located` (keyed by the site frame and the frame below it that
+/// it called), the weight of each program function by total (by name: a function at several
+/// lines is one), and the program functions left out for being on every stack.
 #[allow(clippy::type_complexity)]
-fn sites_and_program(
-    located: &Profile,
-    profile: &Profile,
+fn sites_and_program<'p>(
+    located: &'p Profile,
     machinery: &Machinery,
 ) -> (
     FxHashMap<(FrameId, FrameId), Weight>,
-    FxHashMap<FrameId, Weight>,
+    FxHashMap<&'p str, Weight>,
     Vec<String>,
 ) {
     let mut sites: FxHashMap<(FrameId, FrameId), Weight> = FxHashMap::default();
+    let mut program: FxHashMap<&str, Weight> = FxHashMap::default();
+    let mut on_stacks: FxHashMap<&str, usize> = FxHashMap::default();
     let mut names: Vec<&str> = Vec::new();
-    for (ids, w) in located.stack_ids() {
-        names.clear();
-        names.extend(ids.iter().map(|&id| located.name(id)));
-        if let Some(i) = machinery.site(&names) {
-            *sites.entry((ids[i], ids[i + 1])).or_default() += w;
-        }
-    }
-    // The program's functions: the frames from the root down to each stack's site.
-    let mut program: FxHashMap<FrameId, Weight> = FxHashMap::default();
-    let mut on_stacks: FxHashMap<FrameId, usize> = FxHashMap::default();
-    let mut seen: Vec<FrameId> = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
     let mut stacks = 0;
-    for (ids, w) in profile.stack_ids() {
+    for (ids, w) in located.stack_ids() {
         stacks += 1;
         names.clear();
-        names.extend(ids.iter().map(|&id| profile.name(id)));
-        let end = machinery.site(&names).map_or(0, |i| i + 1);
+        names.extend(ids.iter().map(|&id| located.name(id)));
+        let site = machinery.site(&names);
+        if let Some(i) = site {
+            *sites.entry((ids[i], ids[i + 1])).or_default() += w;
+        }
+        // The program's functions: the frames from the root down to the stack's site.
         seen.clear();
-        for (&id, name) in ids.iter().zip(&names).take(end).skip(1) {
-            if !seen.contains(&id) && machinery.is_program(name) {
-                seen.push(id);
-                *program.entry(id).or_default() += w;
-                *on_stacks.entry(id).or_default() += 1;
+        for &name in names.iter().take(site.map_or(0, |i| i + 1)).skip(1) {
+            if !seen.contains(&name) && machinery.is_program(name) {
+                seen.push(name);
+                *program.entry(name).or_default() += w;
+                *on_stacks.entry(name).or_default() += 1;
             }
         }
     }
-    let mut shared: Vec<FrameId> = on_stacks
+    let mut shared: Vec<&str> = on_stacks
         .iter()
         .filter(|&(_, &n)| n == stacks)
-        .map(|(&id, _)| id)
+        .map(|(&name, _)| name)
         .collect();
     if shared.len() == program.len() {
         shared.clear();
     }
-    shared.sort_by_key(|&id| profile.name(id));
-    for id in &shared {
-        program.remove(id);
+    shared.sort_unstable();
+    for name in &shared {
+        program.remove(name);
     }
-    let shared = shared
-        .into_iter()
-        .map(|id| profile.name(id).to_owned())
-        .collect();
+    let shared = shared.into_iter().map(str::to_owned).collect();
     (sites, program, shared)
 }
 

@@ -100,7 +100,10 @@ const ALLOCATORS: &[&str] = &[
     "swift_coroFrameAlloc",
     "swift_task_alloc",
     "swift_job_allocate",
-    // Rust's global allocator.
+    // Rust's global allocator (v0 symbols demangle to `__rustc::__rust_alloc`).
+    "__rustc::__rust_alloc",
+    "__rustc::__rust_alloc_zeroed",
+    "__rustc::__rust_realloc",
     "__rust_alloc",
     "__rust_alloc_zeroed",
     "__rust_realloc",
@@ -206,6 +209,8 @@ impl Machinery {
             || name.starts_with("_Znw")
             || name.starts_with("_Zna")
             || name.starts_with("operator delete")
+            // A Rust global allocator (`<mimalloc::MiMalloc as …::GlobalAlloc>::alloc`).
+            || name.contains("GlobalAlloc>::")
         {
             return true;
         }
@@ -314,6 +319,20 @@ mod tests {
             s(&["p", "std::thread::run", "operator new", "malloc"]).as_deref(),
             Some("std::thread::run"),
             "a library run up to the root: its leaf-most frame"
+        );
+        assert_eq!(
+            s(&[
+                "p",
+                "app::make_box",
+                "alloc::boxed::Box<T>::new",
+                "<alloc::alloc::Global as core::alloc::Allocator>::allocate",
+                "__rustc::__rust_alloc",
+                "<mimalloc::MiMalloc as core::alloc::global::GlobalAlloc>::alloc",
+                "malloc"
+            ])
+            .as_deref(),
+            Some("app::make_box"),
+            "a global allocator and the functions inlined into the caller"
         );
         assert_eq!(s(&["p", "malloc"]), None);
         assert_eq!(s(&["p", "strdup", "malloc"]), None);
