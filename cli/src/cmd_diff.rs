@@ -198,7 +198,10 @@ pub fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
                     options.title.as_deref().unwrap_or_default(),
                     options.subtitle.as_deref().unwrap_or_default(),
                     &buf,
-                    &[allocflame_core::html::diff_table(&changes, weight.count_name())],
+                    &[allocflame_core::html::diff_table(
+                        &changes,
+                        weight.count_name(),
+                    )],
                 )
                 .into_bytes();
             }

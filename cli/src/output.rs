@@ -68,7 +68,9 @@ impl Origin {
                 .iter()
                 .map(|a| {
                     let a = a.to_string_lossy();
-                    if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
+                    if a.is_empty()
+                        || a.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c))
+                    {
                         format!("'{}'", a.replace('\'', "'\\''"))
                     } else {
                         a.into_owned()

@@ -87,7 +87,14 @@ fn a_cpp_program_s_sites_are_its_allocating_lines(backend: Backend) {
     let folded = dir.path().join("s.folded");
     let out = succeed(
         Command::new(bin())
-            .args(["record", "--backend", backend.name(), "--top", "30", "--lines"])
+            .args([
+                "record",
+                "--backend",
+                backend.name(),
+                "--top",
+                "30",
+                "--lines",
+            ])
             .arg("--json")
             .arg(&json)
             .arg("--folded")
@@ -110,8 +117,18 @@ fn a_cpp_program_s_sites_are_its_allocating_lines(backend: Backend) {
         ("parse_request", "req->values.push_back", None, None),
         ("Store::handle", "out += v", None, None),
         ("Store::handle", "data[r.key] = r.values", None, None),
-        ("format_log_line", "malloc(64 + answer.size())", Some(n), Some(true)),
-        ("scratch_buffer", "posix_memalign(&p, 64, n)", Some(n / 10), Some(true)),
+        (
+            "format_log_line",
+            "malloc(64 + answer.size())",
+            Some(n),
+            Some(true),
+        ),
+        (
+            "scratch_buffer",
+            "posix_memalign(&p, 64, n)",
+            Some(n / 10),
+            Some(true),
+        ),
         ("main", "calloc(32, sizeof(int))", Some(n / 10), Some(false)),
     ];
     for &(function, statement, count, inlined) in expected {
@@ -250,8 +267,13 @@ fn the_kvstore_capture_s_sites_are_its_allocating_functions() {
         .map(|s| s["function"].as_str().unwrap())
         .collect();
     // format_log_line and scratch_buffer are inlined into main, with no debug info to say so.
-    let expected: std::collections::BTreeSet<&str> =
-        ["split_words", "parse_request", "Store::handle[abi:cxx11]", "main"].into();
+    let expected: std::collections::BTreeSet<&str> = [
+        "split_words",
+        "parse_request",
+        "Store::handle[abi:cxx11]",
+        "main",
+    ]
+    .into();
     assert_eq!(found, expected, "{summary:#}");
     assert_eq!(summary["shared_frames"], serde_json::json!([]));
 }
@@ -418,10 +440,7 @@ fn the_html_diff_report_searches_in_a_browser() {
             .arg(&page),
     );
     let dom = browse(browser, &page, "s=load");
-    assert_eq!(
-        result(&dom),
-        "graph: Matched: 75.0% · changes: 1 of 2 rows"
-    );
+    assert_eq!(result(&dom), "graph: Matched: 75.0% · changes: 1 of 2 rows");
 }
 
 /// The graph says what it shows: the command line, the totals, "exact", the backend and the
@@ -447,7 +466,9 @@ fn the_graph_says_what_it_shows() {
             .args(["400", "with space"]),
     );
     let summary: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    let svg = std::fs::read_to_string(&svg).unwrap().replace("&apos;", "'");
+    let svg = std::fs::read_to_string(&svg)
+        .unwrap()
+        .replace("&apos;", "'");
     let year = allocflame_core::report::utc_minute(std::time::SystemTime::now());
     let want = format!(
         "{} 400 'with space' · backend preload · {} allocations, ",
@@ -466,5 +487,8 @@ fn the_graph_says_what_it_shows() {
         y[..y.find('"').unwrap()].parse().unwrap()
     };
     assert!(y("level2") < y("level1"), "sites at the top, callers below");
-    assert!(!svg.contains("<title>malloc ("), "the allocator is left out");
+    assert!(
+        !svg.contains("<title>malloc ("),
+        "the allocator is left out"
+    );
 }

@@ -354,7 +354,12 @@ mod tests {
         let tables = summary_tables(&s);
         assert_eq!(tables[0].rows[0][3], "parse");
         assert_eq!(tables[0].rows[0][5], "malloc");
-        let html = page("t", "sub", b"<?xml version=\"1.0\"?><svg id=\"x\">\"&</svg>", &tables);
+        let html = page(
+            "t",
+            "sub",
+            b"<?xml version=\"1.0\"?><svg id=\"x\">\"&</svg>",
+            &tables,
+        );
         assert!(
             html.contains("srcdoc=\"&lt;!DOCTYPE html&gt;"),
             "the graph is one quoted attribute"

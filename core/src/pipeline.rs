@@ -273,8 +273,10 @@ pub fn apply(profile: Profile, options: &PipelineOptions) -> Output {
                     .map(|(line, _)| line)
                     .collect();
                 l.retain_stacks(|ids| {
-                    let written: Vec<_> =
-                        ids.iter().map(|&id| l.written_name(id, options.lines)).collect();
+                    let written: Vec<_> = ids
+                        .iter()
+                        .map(|&id| l.written_name(id, options.lines))
+                        .collect();
                     lines.contains(&written.join(";"))
                 })
             });
@@ -658,7 +660,11 @@ mod tests {
     #[test]
     fn sites_keep_their_lines_and_lines_go_into_names_on_demand() {
         let o = process(located(), &PipelineOptions::default()).unwrap();
-        assert_eq!(folded(&o), "app;main;parse;malloc 7\n", "one frame per function");
+        assert_eq!(
+            folded(&o),
+            "app;main;parse;malloc 7\n",
+            "one frame per function"
+        );
         let s = o.summary(10);
         let sites: Vec<(&str, Option<&str>, u64)> = s
             .top_sites
@@ -669,7 +675,11 @@ mod tests {
             sites,
             vec![("parse", Some("app.c:7"), 5), ("parse", Some("app.c:9"), 2)]
         );
-        assert_eq!(s.shared_frames, Vec::<String>::new(), "only two frames: kept");
+        assert_eq!(
+            s.shared_frames,
+            Vec::<String>::new(),
+            "only two frames: kept"
+        );
         let with_lines = PipelineOptions {
             lines: true,
             ..PipelineOptions::default()
@@ -706,7 +716,10 @@ mod tests {
     #[test]
     fn sites_first_cuts_at_the_site_and_turns_stacks_over() {
         let mut p = Profile::new();
-        p.add(["app", "main", "parse", "strdup", "malloc"], Weight::new(3, 0));
+        p.add(
+            ["app", "main", "parse", "strdup", "malloc"],
+            Weight::new(3, 0),
+        );
         p.add(["app", "main", "malloc"], Weight::new(1, 0));
         p.add(["app", "malloc"], Weight::new(1, 0));
         let o = process(p, &PipelineOptions::default()).unwrap();
@@ -717,7 +730,10 @@ mod tests {
             .map(|(l, w)| format!("{l} {}", w.allocs))
             .collect();
         lines.sort();
-        assert_eq!(lines, vec!["main;app 1", "malloc;app 1", "parse;main;app 3"]);
+        assert_eq!(
+            lines,
+            vec!["main;app 1", "malloc;app 1", "parse;main;app 3"]
+        );
         let svg = o
             .svg(&RenderOptions {
                 inverted: true,

@@ -349,7 +349,11 @@ impl fmt::Display for Summary {
         let with_bytes = self.bytes.is_some();
         let header = |f: &mut fmt::Formatter<'_>, what: &str| {
             if with_bytes {
-                writeln!(f, "{:>12} {:>7} {:>12}  {what}", "allocations", "%", "bytes")
+                writeln!(
+                    f,
+                    "{:>12} {:>7} {:>12}  {what}",
+                    "allocations", "%", "bytes"
+                )
             } else {
                 writeln!(f, "{:>12} {:>7}  {what}", "allocations", "%")
             }
@@ -400,7 +404,11 @@ impl fmt::Display for Summary {
                 format!("{} {n} ({:.2}%)", fw.function, fw.percent)
             })
             .collect();
-        writeln!(f, "\nallocators called (by self): {}", allocators.join(", "))
+        writeln!(
+            f,
+            "\nallocators called (by self): {}",
+            allocators.join(", ")
+        )
     }
 }
 

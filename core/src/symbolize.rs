@@ -40,7 +40,9 @@ pub fn symbolize_objects(objects: FxHashMap<Arc<ObjectFile>, Vec<u64>>) -> Symbo
 }
 
 /// Symbolizes offsets in files known by their paths alone.
-pub fn symbolize_files(files: FxHashMap<PathBuf, Vec<u64>>) -> FxHashMap<(PathBuf, u64), Vec<Frame>> {
+pub fn symbolize_files(
+    files: FxHashMap<PathBuf, Vec<u64>>,
+) -> FxHashMap<(PathBuf, u64), Vec<Frame>> {
     let objects = files
         .into_iter()
         .map(|(p, o)| (Arc::new(ObjectFile::at(p)), o))
