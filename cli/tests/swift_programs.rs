@@ -364,6 +364,58 @@ fn class_instances() {
     });
 }
 
+/// Built `-O -g`: the summary's allocation sites are the lines of the source that make the
+/// instances (the compiler's allocating initializer between them and the runtime is
+/// machinery), with the counts the program's loops make, in the root and on the host, through
+/// both backends (the default one's names left mangled).
+#[test]
+fn a_debug_build_s_sites_are_its_source_lines() {
+    if !uprobes_available() {
+        return;
+    }
+    let Some(root) = swift_root() else { return };
+    let _one = exclusive();
+    let prog = root.build_with_debug_info("classes");
+    let source =
+        std::fs::read_to_string(programs_dir().join("swift").join("classes.swift")).unwrap();
+    let line_of = |text: &str| {
+        source
+            .lines()
+            .position(|l| l.contains(text))
+            .unwrap_or_else(|| panic!("`{text}` in classes.swift"))
+            + 1
+    };
+    let expected = [
+        ("makeNodes", line_of("head = Node(i, head)"), 10_000),
+        ("makeBoxes", line_of("boxes.append(Box(i))"), 2_000),
+    ];
+    for variant in [Variant::InRoot, Variant::OnHost] {
+        for backend in [Backend::Default, Backend::Perf] {
+            let rec = record(&root, &prog, variant, backend, None);
+            let summary: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(rec.dir.join("summary.json")).unwrap(),
+            )
+            .unwrap();
+            let sites = summary["top_sites"].as_array().unwrap();
+            for (function, line, count) in expected {
+                let at = format!("classes.swift:{line}");
+                let allocs: u64 = sites
+                    .iter()
+                    .filter(|s| {
+                        s["function"].as_str().unwrap().contains(function)
+                            && s["location"].as_str().is_some_and(|l| l.ends_with(&at))
+                    })
+                    .map(|s| s["allocs"].as_u64().unwrap())
+                    .sum();
+                assert_eq!(
+                    allocs, count,
+                    "{variant:?} {backend:?}: {function} at {at}: {summary:#}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn closures_capturing_context() {
     // makeGreeter and makeCounter have no CFI and no frame pointer (Swift -O, nounwind): their

@@ -211,6 +211,10 @@ impl Machinery {
             || name.starts_with("operator delete")
             // A Rust global allocator (`<mimalloc::MiMalloc as …::GlobalAlloc>::alloc`).
             || name.contains("GlobalAlloc>::")
+            // A Swift class's allocating initializer, made by the compiler: `Node(…)` in the
+            // caller's source is the request.
+            || name.contains(".__allocating_init(")
+            || (name.starts_with("$s") && Machinery::swift_allocating_init(name))
         {
             return true;
         }
@@ -218,6 +222,13 @@ impl Machinery {
         let base = crate::once::base_name(name);
         let base = base.strip_prefix('_').unwrap_or(base);
         ALLOCATORS.contains(&name) || ALLOCATORS.contains(&base)
+    }
+
+    /// Whether the mangled Swift `name` is an allocating initializer (`…fC`, also specialized:
+    /// `…fCSi_Tgm5`), as `--no-demangle` leaves it.
+    fn swift_allocating_init(name: &str) -> bool {
+        crate::demangle::demangle_symbol(name, &crate::demangle::DemangleOptions::default())
+            .is_some_and(|d| d.contains(".__allocating_init("))
     }
 
     /// Whether `name` is a frame of a standard library's collection machinery.
@@ -333,6 +344,30 @@ mod tests {
             .as_deref(),
             Some("app::make_box"),
             "a global allocator and the functions inlined into the caller"
+        );
+        assert_eq!(
+            s(&[
+                "p",
+                "makeNodes(_:)",
+                "Node.__allocating_init(_:_:)",
+                "swift_allocObject",
+                "swift_slowAlloc",
+                "malloc"
+            ])
+            .as_deref(),
+            Some("makeNodes(_:)")
+        );
+        assert_eq!(
+            s(&[
+                "p",
+                "$s4main9makeBoxesySayAA3BoxCySiGGSiF",
+                "$s4main3BoxCyACyxGxcfCSi_Tgm5",
+                "swift_allocObject",
+                "malloc"
+            ])
+            .as_deref(),
+            Some("$s4main9makeBoxesySayAA3BoxCySiGGSiF"),
+            "mangled, specialized"
         );
         assert_eq!(s(&["p", "malloc"]), None);
         assert_eq!(s(&["p", "strdup", "malloc"]), None);

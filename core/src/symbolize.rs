@@ -72,7 +72,11 @@ pub fn location(file: &Path, line: Option<u32>, inlined: bool) -> Option<Arc<str
         .as_deref()
         .and_then(|d| file.strip_prefix(d).ok())
         .unwrap_or(file);
-    let mut s = file.display().to_string();
+    // Swift's compiler-made code has a file of its own, in no directory.
+    let mut s = match file.file_name() {
+        Some(n) if n == "<compiler-generated>" => "<compiler-generated>".to_owned(),
+        _ => file.display().to_string(),
+    };
     if s.is_empty() && !inlined {
         return None;
     }

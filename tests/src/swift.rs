@@ -99,26 +99,40 @@ impl SwiftRoot {
 
     /// Builds `programs/swift/<name>.swift` (once per test process).
     pub fn build(&self, name: &str) -> SwiftProgram {
+        self.build_as(name, false)
+    }
+
+    /// Builds `programs/swift/<name>.swift` with debug info (`-O -g`, a release build with
+    /// DWARF), as `<name>-g` (once per test process).
+    pub fn build_with_debug_info(&self, name: &str) -> SwiftProgram {
+        self.build_as(name, true)
+    }
+
+    fn build_as(&self, name: &str, debug: bool) -> SwiftProgram {
         static BUILT: OnceLock<Mutex<HashMap<String, Arc<OnceLock<SwiftProgram>>>>> =
             OnceLock::new();
         let slot = BUILT
             .get_or_init(Mutex::default)
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(name.to_owned())
+            .entry(format!("{name}{}", if debug { "-g" } else { "" }))
             .or_default()
             .clone();
-        slot.get_or_init(|| self.compile(name)).clone()
+        slot.get_or_init(|| self.compile(name, debug)).clone()
     }
 
-    fn compile(&self, name: &str) -> SwiftProgram {
+    fn compile(&self, name: &str, debug: bool) -> SwiftProgram {
+        let source_name = name;
+        let name = &format!("{name}{}", if debug { "-g" } else { "" });
         let inside_dir = PathBuf::from(format!("/tmp/allocflame-swift-{}", std::process::id()));
         let dir = self.root.join(inside_dir.strip_prefix("/").unwrap());
         self.remove_stale_build_dirs();
         std::fs::create_dir_all(&dir).unwrap();
-        let source = programs_dir().join("swift").join(format!("{name}.swift"));
+        let source = programs_dir()
+            .join("swift")
+            .join(format!("{source_name}.swift"));
         let text = std::fs::read_to_string(&source).unwrap();
-        std::fs::write(dir.join(format!("{name}.swift")), &text).unwrap();
+        std::fs::write(dir.join(format!("{source_name}.swift")), &text).unwrap();
         let inside = |f: &str| inside_dir.join(f).to_string_lossy().into_owned();
         // `@main` needs -parse-as-library; top-level code must not have it.
         let library: &[&str] = if text.contains("@main") {
@@ -128,8 +142,11 @@ impl SwiftRoot {
         };
         let object = inside(&format!("{name}.o"));
         let mut compile = vec!["swiftc", "-O", "-wmo", "-module-name", "main"];
+        if debug {
+            compile.push("-g");
+        }
         compile.extend_from_slice(library);
-        let src = inside(&format!("{name}.swift"));
+        let src = inside(&format!("{source_name}.swift"));
         compile.extend_from_slice(&["-c", &src, "-o", &object]);
         self.run(&inside_dir, &compile);
         let in_root = inside(name);
