@@ -18,7 +18,7 @@
 //!     rows: vec![vec!["3".into(), "parse <T>".into()]],
 //! };
 //! let page = allocflame_core::html::page("Allocations of app", "exact", b"<svg></svg>", &[t]);
-//! assert!(page.contains("<td>parse &lt;T&gt;</td>"));
+//! assert!(page.contains(">parse &lt;T&gt;</td>"));
 //! assert!(!page.contains("http"), "no link out of the file");
 //! ```
 
@@ -163,7 +163,7 @@ pub fn page(title: &str, subtitle: &str, svg: &[u8], tables: &[Table]) -> String
         None => &svg[..],
     };
     let graph = format!(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><style>html,body{{margin:0}}</style></head><body>{svg}</body></html>"
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><style>html,body{{margin:0}} svg{{width:100%;display:block}}</style></head><body>{svg}</body></html>"
     );
     let mut out = String::with_capacity(graph.len() * 2 + 8192);
     out.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
@@ -202,7 +202,9 @@ pub fn page(title: &str, subtitle: &str, svg: &[u8], tables: &[Table]) -> String
                 if c.numeric {
                     out.push_str(&format!("<td class=\"num\">{}</td>", escape(cell)));
                 } else {
-                    out.push_str(&format!("<td>{}</td>", escape(cell)));
+                    // Long names (C++ templates) are cut to the column; the whole is the tooltip.
+                    let cell = escape(cell);
+                    out.push_str(&format!("<td title=\"{cell}\">{cell}</td>"));
                 }
             }
             out.push_str("</tr>\n");
@@ -235,6 +237,7 @@ body { font-family: system-ui, sans-serif; margin: 1em 2em; color: #222; }
 h1 { font-size: 1.4em; margin-bottom: 0.2em; }
 p.sub { color: #555; margin-top: 0; }
 iframe#graph { width: 100%; height: 70vh; border: 1px solid #ccc; }
+td:not(.num) { max-width: 32em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 table { border-collapse: collapse; margin-bottom: 1.5em; font-size: 0.9em; }
 th, td { padding: 0.2em 0.6em; border-bottom: 1px solid #eee; text-align: left; }
 th { cursor: pointer; background: #f4f4f4; user-select: none; }
@@ -285,6 +288,11 @@ const SCRIPT: &str = r#"<script>
       setTimeout(function () { whenGraphReady(then); }, 20);
     }
   }
+  // The frame as tall as the graph it holds, once the graph has laid itself out.
+  whenGraphReady(function (w) {
+    var svg = w.document.querySelector("svg");
+    if (svg) frame.style.height = (svg.getBoundingClientRect().height + 4) + "px";
+  });
   function runSearch(text) {
     var re;
     try { re = new RegExp(text); } catch (e) { result.textContent = "not a regular expression: " + e.message; return; }
