@@ -86,14 +86,17 @@ pub fn demangle_symbol(name: &str, options: &DemangleOptions) -> Option<String> 
     None
 }
 
-/// Rust legacy names are `_ZN…17h<16 hex digits>E` (possibly with a `.llvm.…` suffix).
+/// Rust legacy names are `_ZN…17h<16 hex digits>E` (possibly with a `.llvm.…` suffix). The
+/// names themselves may hold dots (`_$LT$mimalloc..MiMalloc$u20$as…`): the hash is found at the
+/// end or before a dot.
 fn looks_like_rust_legacy(name: &str) -> bool {
-    let end = name.find('.').unwrap_or(name.len());
-    let core = &name[..end];
-    core.len() > 20 && core.ends_with('E') && {
-        let h = &core[core.len() - 20..core.len() - 1];
-        h.starts_with("17h") && h[3..].bytes().all(|b| b.is_ascii_hexdigit())
-    }
+    let is_hash_end = |end: usize| {
+        end >= 20 && name.as_bytes()[end - 1] == b'E' && name.is_char_boundary(end - 20) && {
+            let h = &name[end - 20..end - 1];
+            h.starts_with("17h") && h[3..].bytes().all(|b| b.is_ascii_hexdigit())
+        }
+    };
+    is_hash_end(name.len()) || name.match_indices('.').any(|(i, _)| is_hash_end(i))
 }
 
 fn demangle_rust(name: &str) -> Option<String> {
@@ -268,6 +271,16 @@ mod tests {
         assert_eq!(
             demangle_symbol("_RNvCs1234_7mycrate3foo", &full()).as_deref(),
             Some("mycrate::foo")
+        );
+        // Dots inside the names (`..` is `::`), and an LLVM suffix after the hash.
+        let impl_name = "_ZN71_$LT$mimalloc..MiMalloc$u20$as$u20$core..alloc..global..GlobalAlloc$GT$5alloc17h9f7d62802636edccE";
+        assert_eq!(
+            demangle_symbol(impl_name, &full()).as_deref(),
+            Some("<mimalloc::MiMalloc as core::alloc::global::GlobalAlloc>::alloc")
+        );
+        assert_eq!(
+            demangle_symbol(&format!("{impl_name}.llvm.123"), &full()).as_deref(),
+            Some("<mimalloc::MiMalloc as core::alloc::global::GlobalAlloc>::alloc")
         );
     }
 

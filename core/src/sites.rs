@@ -232,10 +232,21 @@ impl Machinery {
     }
 
     /// Whether `name` is a frame of a standard library's collection machinery.
+    /// A trait method's frame is the library's when its type is, or when the trait is and the
+    /// type is a builtin one (`<u8 as alloc::vec::spec_from_elem::SpecFromElem>::from_elem`);
+    /// `<app::Thing as core::fmt::Display>::fmt` is the program's.
     fn library(name: &str) -> bool {
-        let name = name.strip_prefix('<').unwrap_or(name);
+        let of_library = |n: &str| LIBRARY_PREFIXES.iter().any(|p| n.starts_with(p));
         let name = name.strip_prefix("specialized ").unwrap_or(name);
-        LIBRARY_PREFIXES.iter().any(|p| name.starts_with(p))
+        match name.strip_prefix('<') {
+            Some(inner) => {
+                of_library(inner)
+                    || inner
+                        .split_once(" as ")
+                        .is_some_and(|(ty, tr)| !ty.contains("::") && of_library(tr))
+            }
+            None => of_library(name),
+        }
     }
 
     /// The index of the allocation site in `frames` (root first; index 0 names the process):
@@ -344,6 +355,32 @@ mod tests {
             .as_deref(),
             Some("app::make_box"),
             "a global allocator and the functions inlined into the caller"
+        );
+        assert_eq!(
+            s(&[
+                "p",
+                "app::make_zeroed",
+                "alloc::vec::from_elem",
+                "<u8 as alloc::vec::spec_from_elem::SpecFromElem>::from_elem",
+                "__rustc::__rust_alloc_zeroed",
+                "malloc"
+            ])
+            .as_deref(),
+            Some("app::make_zeroed"),
+            "a library trait's impl for a builtin type"
+        );
+        assert_eq!(
+            s(&[
+                "p",
+                "app::main",
+                "<app::Thing as core::fmt::Display>::fmt",
+                "alloc::fmt::format",
+                "__rustc::__rust_alloc",
+                "malloc"
+            ])
+            .as_deref(),
+            Some("<app::Thing as core::fmt::Display>::fmt"),
+            "the program's impl of a library trait"
         );
         assert_eq!(
             s(&[
