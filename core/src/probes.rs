@@ -231,6 +231,12 @@ const MACOS: &[(&str, SizeArg)] = &[
     ("malloc_type_zone_memalign", SizeArg::Arg(2)),
 ];
 
+/// Whether `function` is an allocator of the catalog of any platform (`malloc`,
+/// `malloc_zone_calloc`).
+pub fn is_catalog_function(function: &str) -> bool {
+    GLIBC.iter().chain(MACOS).any(|&(f, _)| f == function)
+}
+
 /// The library that holds the allocator on `platform`.
 pub const fn allocator_library(platform: Platform) -> &'static str {
     match platform {

@@ -21,29 +21,10 @@
 /// The names are compared after demangling (`operator new`) and as the binaries spell them
 /// (`_Znwm`), with glibc's `__libc_`/`__GI_` spellings reduced as
 /// [`base_name`](crate::once::base_name) does.
+/// The catalogs' allocators of every platform ([`crate::probes::is_catalog_function`]) are
+/// machinery too.
 const ALLOCATORS: &[&str] = &[
-    // C allocators of every platform the catalogs probe.
-    "malloc",
-    "calloc",
-    "realloc",
-    "reallocf",
-    "reallocarray",
-    "posix_memalign",
-    "aligned_alloc",
-    "memalign",
-    "valloc",
-    "pvalloc",
-    "malloc_zone_malloc",
-    "malloc_zone_calloc",
-    "malloc_zone_realloc",
-    "malloc_zone_valloc",
-    "malloc_zone_memalign",
-    "malloc_type_malloc",
-    "malloc_type_calloc",
-    "malloc_type_realloc",
-    "malloc_type_valloc",
-    "malloc_type_aligned_alloc",
-    "malloc_type_posix_memalign",
+    // glibc's internals below its entries.
     "int_malloc",
     "int_realloc",
     "int_memalign",
@@ -221,7 +202,9 @@ impl Machinery {
         // `__GI___libc_malloc`, `malloc@plt`, `_int_malloc`: the catalog's spellings.
         let base = crate::once::base_name(name);
         let base = base.strip_prefix('_').unwrap_or(base);
-        ALLOCATORS.contains(&name) || ALLOCATORS.contains(&base)
+        ALLOCATORS.contains(&name)
+            || ALLOCATORS.contains(&base)
+            || crate::probes::is_catalog_function(base)
     }
 
     /// Whether the mangled Swift `name` is an allocating initializer (`…fC`, also specialized:
