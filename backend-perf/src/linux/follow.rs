@@ -1110,18 +1110,20 @@ fn follow(
             // A new task's first stop: give it events, then let it run.
             if let std::collections::hash_map::Entry::Vacant(slot) = tasks.entry(tid) {
                 let p = &*params;
-                match pressure.meanwhile(&known, || open_task(p, tid, leaders, shared)) {
-                    Ok(mut ev) => {
-                        let tgid = procfs::tgid_of(tid);
-                        // A forked child maps what its parent maps.
-                        if let Some(parent) = alloc.parent.remove(&tid) {
-                            if let Some(t) = alloc.traps.get(&parent).cloned() {
-                                alloc.traps.entry(tgid).or_insert(t);
-                            }
+                let opened = pressure.meanwhile(&known, || {
+                    let mut ev = open_task(p, tid, leaders, shared)?;
+                    let tgid = procfs::tgid_of(tid);
+                    // A forked child maps what its parent maps.
+                    if let Some(parent) = alloc.parent.remove(&tid) {
+                        if let Some(t) = alloc.traps.get(&parent).cloned() {
+                            alloc.traps.entry(tgid).or_insert(t);
                         }
-                        pressure.meanwhile(&known, || {
-                            arm(p, shared, &mut ev, alloc, tid, tgid, graveyard)
-                        });
+                    }
+                    arm(p, shared, &mut ev, alloc, tid, tgid, graveyard);
+                    Ok(ev)
+                });
+                match opened {
+                    Ok(ev) => {
                         slot.insert(ev);
                     }
                     Err((e, _)) => untraced(tid, &e),
@@ -1170,12 +1172,11 @@ fn follow(
             // The new image: an allocator in the executable or in the dynamic linker (static
             // binaries, musl), and the stop at the dynamic linker once it mapped the rest.
             pressure.meanwhile(&known, || {
-                rescan(params, leaders, shared, tasks, alloc, tid)
+                rescan(params, leaders, shared, tasks, alloc, tid);
+                if let Some(ev) = tasks.get_mut(&tid) {
+                    arm(params, shared, ev, alloc, tid, tid, graveyard);
+                }
             });
-            if let Some(ev) = tasks.get_mut(&tid) {
-                let p = &*params;
-                pressure.meanwhile(&known, || arm(p, shared, ev, alloc, tid, tid, graveyard));
-            }
             ptrace_cont(libc::PTRACE_CONT, tid, 0);
         } else if event != 0 {
             // PTRACE_EVENT_CLONE / FORK / VFORK at the parent: the new task reports its own
