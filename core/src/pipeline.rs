@@ -192,6 +192,8 @@ pub struct Output {
     pub located: Option<Profile>,
     /// The allocation machinery the sites are found above: built-in and `alloc:` rules.
     pub machinery: crate::sites::Machinery,
+    /// Whether `profile`'s names carry their locations ([`PipelineOptions::lines`]).
+    pub lines: bool,
 }
 
 /// Runs the whole pipeline on a recording: symbolizes the collector's stacks, then
@@ -303,6 +305,7 @@ pub fn apply(profile: Profile, options: &PipelineOptions) -> Output {
         notes,
         located,
         machinery: options.rules.machinery(),
+        lines: options.lines,
     }
 }
 
@@ -347,15 +350,25 @@ impl Output {
 
     /// The profile with each stack cut at its allocation site (the allocator and the machinery
     /// below the site left out) and turned over: the site first, then its callers, the process
-    /// last. Stacks of machinery alone are only turned over.
+    /// last. Stacks of machinery alone are only turned over. Sites are found on the names
+    /// without their locations, which are written as `profile`'s are.
     pub fn sites_first(&self) -> Profile {
-        self.profile.map_stacks(|frames| {
-            let names: Vec<&str> = frames.iter().map(|f| f.name.as_str()).collect();
-            if let Some(site) = self.machinery.site(&names) {
-                frames.truncate(site + 1);
-            }
-            frames.reverse();
-        })
+        let cut = self
+            .located
+            .as_ref()
+            .unwrap_or(&self.profile)
+            .map_stacks(|frames| {
+                let names: Vec<&str> = frames.iter().map(|f| f.name.as_str()).collect();
+                if let Some(site) = self.machinery.site(&names) {
+                    frames.truncate(site + 1);
+                }
+                frames.reverse();
+            });
+        if self.lines {
+            cut.with_locations_in_names()
+        } else {
+            cut.without_locations()
+        }
     }
 
     /// The summary with `top` functions in each list, saying what the filters left out.
@@ -690,6 +703,11 @@ mod tests {
             "app;main (app.c:20);parse (app.c:7);malloc 5\napp;main (app.c:20);parse (app.c:9);malloc 2\n"
         );
         assert_eq!(o.summary(10).top_sites[0].function, "parse");
+        assert_eq!(
+            o.sites_first().folded_lines()[0].0,
+            "parse (app.c:7);main (app.c:20);app",
+            "--inverted --lines: sites found on the names, written with their lines"
+        );
         // A minimum weight judges the stacks as written, and the sites follow them.
         let min = |lines| PipelineOptions {
             lines,
