@@ -498,9 +498,11 @@ pub fn emit_files(
             if args.flamechart || args.width.is_some() || args.title.is_some() {
                 say!("allocflame: note: --flamechart, --width and --title shape the SVG; with --format pprof they change nothing");
             }
-            let mut options = pprof_options(&output.profile, weight, span);
+            // pprof has fields of its own for source lines: the names stay names.
+            let profile = output.located.as_ref().unwrap_or(&output.profile);
+            let mut options = pprof_options(profile, weight, span);
             options.comments = pprof_comments(program, run, summary.lost);
-            let bytes = pprof::encode(&output.profile, &options)?;
+            let bytes = pprof::encode(profile, &options)?;
             write_atomically(&path, |w| w.write_all(&bytes))?;
             say!(
                 "allocflame: wrote the pprof profile to {} (go tool pprof -top {})",

@@ -453,3 +453,63 @@ func main() {
     assert!(bytes.status.success(), "{}", text(&bytes.stderr));
     assert_eq!(&read_folded(&dir.join("b.folded")), raw.of("alloc_space"));
 }
+
+/// `--format pprof` of a `-g` build: pprof's own line fields carry the source lines, as
+/// `go tool pprof -lines` shows them, and the function names stay names.
+#[test]
+fn pprof_output_carries_the_source_lines() {
+    if !go_available()
+        || !allocflame_tests::Backend::Preload.available()
+        || !allocflame_tests::tool_available("g++", "apt-get install g++")
+    {
+        return;
+    }
+    let dir = TempDir::new("sites-pprof");
+    let src =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/captures/kvstore.cpp");
+    let exe = dir.path().join("kvstore");
+    succeed(
+        Command::new("g++")
+            .args(["-O2", "-g", "-o"])
+            .arg(&exe)
+            .arg(&src),
+    );
+    let source = std::fs::read_to_string(&src).unwrap();
+    let _turn = allocflame_tests::Backend::Preload.turn();
+    let pb = dir.path().join("k.pb.gz");
+    succeed(
+        Command::new(bin())
+            .args(["record", "--format", "pprof", "-o"])
+            .arg(&pb)
+            .arg("--")
+            .arg(&exe)
+            .arg("500"),
+    );
+    let out = succeed(
+        Command::new("go")
+            .args([
+                "tool",
+                "pprof",
+                "-lines",
+                "-top",
+                "-nodecount=100",
+                "-sample_index=alloc_objects",
+            ])
+            .arg(&pb),
+    );
+    let top = String::from_utf8_lossy(&out.stdout);
+    let line = source
+        .lines()
+        .position(|l| l.contains("malloc(64 + answer.size())"))
+        .expect("the statement in kvstore.cpp")
+        + 1;
+    assert!(
+        top.lines()
+            .any(|l| l.contains("format_log_line") && l.contains(&format!("kvstore.cpp:{line}"))),
+        "{top}"
+    );
+    assert!(
+        !top.contains("format_log_line ("),
+        "no line in a name: {top}"
+    );
+}

@@ -78,10 +78,12 @@ pub(crate) mod field {
     pub const LOC_LINE: u32 = 4; // repeated Line
                                  // message Line
     pub const LINE_FUNCTION_ID: u32 = 1; // uint64
-                                         // message Function
+    pub const LINE_LINE: u32 = 2; // int64
+                                  // message Function
     pub const F_ID: u32 = 1; // uint64
     pub const F_NAME: u32 = 2; // int64 (string index)
     pub const F_SYSTEM_NAME: u32 = 3; // int64 (string index)
+    pub const F_FILENAME: u32 = 4; // int64 (string index)
 }
 
 /// The pprof name and unit of a sample type of `kind`.
@@ -269,9 +271,10 @@ pub fn encode_uncompressed(profile: &Profile, options: &PprofOptions) -> Result<
         let vt = value_type(&mut strings, k);
         put_bytes(&mut out, field::SAMPLE_TYPE, &vt);
     }
-    // Functions (and their locations) numbered from 1 in order of first use.
-    let mut function_of: FxHashMap<FrameId, u64> = FxHashMap::default();
-    let mut functions: Vec<FrameId> = Vec::new();
+    // Locations (a frame: a function, at a source line where the profile knows it) numbered
+    // from 1 in order of first use; functions (by name) below.
+    let mut location_of: FxHashMap<FrameId, u64> = FxHashMap::default();
+    let mut locations: Vec<FrameId> = Vec::new();
     let (pid_key, probe_key) = (strings.get("pid"), strings.get("probe"));
     let mut sample = Vec::new();
     let mut buf = Vec::new();
@@ -285,9 +288,9 @@ pub fn encode_uncompressed(profile: &Profile, options: &PprofOptions) -> Result<
             .iter()
             .rev()
             .map(|&f| {
-                *function_of.entry(f).or_insert_with(|| {
-                    functions.push(f);
-                    functions.len() as u64
+                *location_of.entry(f).or_insert_with(|| {
+                    locations.push(f);
+                    locations.len() as u64
                 })
             })
             .collect();
@@ -328,20 +331,35 @@ pub fn encode_uncompressed(profile: &Profile, options: &PprofOptions) -> Result<
     put_int(&mut mapping, field::M_FILENAME, strings.get(&main_binary));
     put_uint(&mut mapping, field::M_HAS_FUNCTIONS, 1);
     put_bytes(&mut out, field::MAPPING, &mapping);
-    for (i, &frame) in functions.iter().enumerate() {
-        let id = i as u64 + 1;
-        let name = strings.get(profile.name(frame));
+    let mut function_of: FxHashMap<&str, u64> = FxHashMap::default();
+    let mut functions: Vec<(&str, Option<&str>)> = Vec::new();
+    for (i, &frame) in locations.iter().enumerate() {
+        let name = profile.name(frame);
+        let (file, line_number) = split_location(profile.location(frame).map(|l| &**l));
+        let function = *function_of.entry(name).or_insert_with(|| {
+            functions.push((name, file));
+            functions.len() as u64
+        });
         let mut line = Vec::new();
-        put_uint(&mut line, field::LINE_FUNCTION_ID, id);
+        put_uint(&mut line, field::LINE_FUNCTION_ID, function);
+        if let Some(n) = line_number {
+            put_int(&mut line, field::LINE_LINE, i64::from(n));
+        }
         let mut loc = Vec::new();
-        put_uint(&mut loc, field::LOC_ID, id);
+        put_uint(&mut loc, field::LOC_ID, i as u64 + 1);
         put_uint(&mut loc, field::LOC_MAPPING_ID, 1);
         put_bytes(&mut loc, field::LOC_LINE, &line);
         put_bytes(&mut out, field::LOCATION, &loc);
+    }
+    for (i, (name, file)) in functions.iter().enumerate() {
+        let name = strings.get(name);
         let mut f = Vec::new();
-        put_uint(&mut f, field::F_ID, id);
+        put_uint(&mut f, field::F_ID, i as u64 + 1);
         put_int(&mut f, field::F_NAME, name);
         put_int(&mut f, field::F_SYSTEM_NAME, name);
+        if let Some(file) = file {
+            put_int(&mut f, field::F_FILENAME, strings.get(file));
+        }
         put_bytes(&mut out, field::FUNCTION, &f);
     }
     put_int(&mut out, field::TIME_NANOS, options.time_nanos);
@@ -371,6 +389,22 @@ pub fn encode_uncompressed(profile: &Profile, options: &PprofOptions) -> Result<
         put_bytes(&mut out, field::STRING_TABLE, s.as_bytes());
     }
     Ok(out)
+}
+
+/// The file and line of a frame's location as [`crate::profile::Frame::location`] writes it
+/// (`src/app.c:12, inlined`).
+fn split_location(location: Option<&str>) -> (Option<&str>, Option<u32>) {
+    let Some(l) = location else {
+        return (None, None);
+    };
+    let l = l.strip_suffix(", inlined").unwrap_or(l);
+    match l.rsplit_once(':') {
+        Some((file, n)) => match n.parse() {
+            Ok(n) => (Some(file), Some(n)),
+            Err(_) => (Some(l), None),
+        },
+        None => ((!l.is_empty() && l != "inlined").then_some(l), None),
+    }
 }
 
 /// `profile` as a gzipped `profile.proto` message, what `go tool pprof` and profile servers
