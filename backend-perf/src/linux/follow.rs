@@ -1110,20 +1110,18 @@ fn follow(
             // A new task's first stop: give it events, then let it run.
             if let std::collections::hash_map::Entry::Vacant(slot) = tasks.entry(tid) {
                 let p = &*params;
-                let opened = pressure.meanwhile(&known, || {
-                    let mut ev = open_task(p, tid, leaders, shared)?;
-                    let tgid = procfs::tgid_of(tid);
-                    // A forked child maps what its parent maps.
-                    if let Some(parent) = alloc.parent.remove(&tid) {
-                        if let Some(t) = alloc.traps.get(&parent).cloned() {
-                            alloc.traps.entry(tgid).or_insert(t);
+                match pressure.meanwhile(&known, || open_task(p, tid, leaders, shared)) {
+                    Ok(mut ev) => {
+                        let tgid = procfs::tgid_of(tid);
+                        // A forked child maps what its parent maps.
+                        if let Some(parent) = alloc.parent.remove(&tid) {
+                            if let Some(t) = alloc.traps.get(&parent).cloned() {
+                                alloc.traps.entry(tgid).or_insert(t);
+                            }
                         }
-                    }
-                    arm(p, shared, &mut ev, alloc, tid, tgid, graveyard);
-                    Ok(ev)
-                });
-                match opened {
-                    Ok(ev) => {
+                        pressure.meanwhile(&known, || {
+                            arm(p, shared, &mut ev, alloc, tid, tgid, graveyard)
+                        });
                         slot.insert(ev);
                     }
                     Err((e, _)) => untraced(tid, &e),
@@ -1172,11 +1170,12 @@ fn follow(
             // The new image: an allocator in the executable or in the dynamic linker (static
             // binaries, musl), and the stop at the dynamic linker once it mapped the rest.
             pressure.meanwhile(&known, || {
-                rescan(params, leaders, shared, tasks, alloc, tid);
-                if let Some(ev) = tasks.get_mut(&tid) {
-                    arm(params, shared, ev, alloc, tid, tid, graveyard);
-                }
+                rescan(params, leaders, shared, tasks, alloc, tid)
             });
+            if let Some(ev) = tasks.get_mut(&tid) {
+                let p = &*params;
+                pressure.meanwhile(&known, || arm(p, shared, ev, alloc, tid, tid, graveyard));
+            }
             ptrace_cont(libc::PTRACE_CONT, tid, 0);
         } else if event != 0 {
             // PTRACE_EVENT_CLONE / FORK / VFORK at the parent: the new task reports its own
