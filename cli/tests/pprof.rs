@@ -465,16 +465,7 @@ fn pprof_output_carries_the_source_lines() {
         return;
     }
     let dir = TempDir::new("sites-pprof");
-    let src =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/captures/kvstore.cpp");
-    let exe = dir.path().join("kvstore");
-    succeed(
-        Command::new("g++")
-            .args(["-O2", "-g", "-o"])
-            .arg(&exe)
-            .arg(&src),
-    );
-    let source = std::fs::read_to_string(&src).unwrap();
+    let (exe, source) = build_kvstore(&dir);
     let _turn = allocflame_tests::Backend::Preload.turn();
     let pb = dir.path().join("k.pb.gz");
     succeed(
@@ -498,11 +489,7 @@ fn pprof_output_carries_the_source_lines() {
             .arg(&pb),
     );
     let top = String::from_utf8_lossy(&out.stdout);
-    let line = source
-        .lines()
-        .position(|l| l.contains("malloc(64 + answer.size())"))
-        .expect("the statement in kvstore.cpp")
-        + 1;
+    let line = line_of(&source, "malloc(64 + answer.size())");
     assert!(
         top.lines()
             .any(|l| l.contains("format_log_line") && l.contains(&format!("kvstore.cpp:{line}"))),

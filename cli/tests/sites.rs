@@ -16,18 +16,6 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The 1-based number of the one line of `source` that holds `text`.
-fn line_of(source: &str, text: &str) -> usize {
-    let hits: Vec<usize> = source
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| l.contains(text))
-        .map(|(i, _)| i + 1)
-        .collect();
-    assert_eq!(hits.len(), 1, "`{text}` is on one line of the source");
-    hits[0]
-}
-
 /// Names no site may have: the allocator and what allocates for its caller.
 const MACHINERY: &[&str] = &[
     "malloc",
@@ -72,15 +60,7 @@ fn a_cpp_program_s_sites_are_its_allocating_lines(backend: Backend) {
         return;
     }
     let dir = TempDir::new("sites-cpp");
-    let src = repo().join("examples/captures/kvstore.cpp");
-    let exe = dir.path().join("kvstore");
-    succeed(
-        Command::new("g++")
-            .args(["-O2", "-g", "-o"])
-            .arg(&exe)
-            .arg(&src),
-    );
-    let source = std::fs::read_to_string(&src).unwrap();
+    let (exe, source) = build_kvstore(&dir);
     let _turn = backend.turn();
     let n = 500;
     let json = dir.path().join("s.json");

@@ -259,10 +259,9 @@ pub fn apply(profile: Profile, options: &PipelineOptions) -> Output {
     } else {
         options.rules.apply(&profile)
     };
-    let (profile, located) = match (profile.has_locations(), options.lines) {
-        (false, _) => (profile, None),
-        (true, true) => (profile.with_locations_in_names(), Some(profile)),
-        (true, false) => (profile.without_locations(), Some(profile)),
+    let (profile, located) = match profile.has_locations() {
+        false => (profile, None),
+        true => (profile.written(options.lines), Some(profile)),
     };
     let (profile, located) = match filters.min_weight {
         Some(min) => {
@@ -364,11 +363,7 @@ impl Output {
                 }
                 frames.reverse();
             });
-        if self.lines {
-            cut.with_locations_in_names()
-        } else {
-            cut.without_locations()
-        }
+        cut.written(self.lines)
     }
 
     /// The summary with `top` functions in each list, saying what the filters left out.

@@ -468,28 +468,30 @@ impl Profile {
         out
     }
 
-    /// The profile with every location dropped: a function's frames at several locations
-    /// merge into one.
-    pub fn without_locations(&self) -> Profile {
+    /// The profile as graphs and folded text write it: with `lines`, each location written
+    /// into its frame's name, `name (file:line)`; without, every location dropped, so that a
+    /// function's frames at several locations merge into one.
+    pub fn written(&self, lines: bool) -> Profile {
         if !self.has_locations() {
             return self.clone();
         }
-        self.map_located(|name, _| Cow::Borrowed(name))
-    }
-
-    /// The profile with each location written into its frame's name, `name (file:line)`, so
-    /// that graphs and folded text show it.
-    pub fn with_locations_in_names(&self) -> Profile {
-        self.map_located(located_name)
-    }
-
-    /// The name of frame `id` as [`with_locations_in_names`](Self::with_locations_in_names)
-    /// (`lines`) or [`without_locations`](Self::without_locations) writes it.
-    pub fn written_name(&self, id: FrameId, lines: bool) -> Cow<'_, str> {
-        match lines {
-            true => located_name(self.name(id), self.location(id)),
-            false => Cow::Borrowed(self.name(id)),
+        let mut out = self.empty_like();
+        let mapping: Vec<FrameId> = self
+            .names
+            .iter()
+            .zip(&self.locations)
+            .map(|(n, l)| out.intern(&written_name(n, l.as_ref(), lines)))
+            .collect();
+        for (ids, labels, w) in self.labeled_stacks() {
+            let new: Vec<FrameId> = ids.iter().map(|&id| mapping[id as usize]).collect();
+            out.add_ids_labeled(new, labels, w);
         }
+        out
+    }
+
+    /// The name of frame `id` as [`written`](Self::written) writes it.
+    pub fn written_name(&self, id: FrameId, lines: bool) -> Cow<'_, str> {
+        written_name(self.name(id), self.location(id), lines)
     }
 
     /// A profile with only the stacks (all their labels) whose frames `keep` holds to.
@@ -500,24 +502,6 @@ impl Profile {
                 let new = out.copy_ids(self, ids);
                 out.add_ids_labeled(new, labels, w);
             }
-        }
-        out
-    }
-
-    fn map_located<'a>(
-        &'a self,
-        mut f: impl FnMut(&'a str, Option<&'a Arc<str>>) -> Cow<'a, str>,
-    ) -> Profile {
-        let mut out = self.empty_like();
-        let mapping: Vec<FrameId> = self
-            .names
-            .iter()
-            .zip(&self.locations)
-            .map(|(n, l)| out.intern(&f(n, l.as_ref())))
-            .collect();
-        for (ids, labels, w) in self.labeled_stacks() {
-            let new: Vec<FrameId> = ids.iter().map(|&id| mapping[id as usize]).collect();
-            out.add_ids_labeled(new, labels, w);
         }
         out
     }
@@ -645,11 +629,11 @@ impl Profile {
     }
 }
 
-/// `name (location)`, or `name` when the location is unknown.
-fn located_name<'a>(name: &'a str, location: Option<&Arc<str>>) -> Cow<'a, str> {
+/// `name (location)` with `lines` and a known location, else `name`.
+fn written_name<'a>(name: &'a str, location: Option<&Arc<str>>, lines: bool) -> Cow<'a, str> {
     match location {
-        Some(l) => Cow::Owned(format!("{name} ({l})")),
-        None => Cow::Borrowed(name),
+        Some(l) if lines => Cow::Owned(format!("{name} ({l})")),
+        _ => Cow::Borrowed(name),
     }
 }
 

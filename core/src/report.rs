@@ -162,26 +162,22 @@ impl Summary {
                 100.0 * w.get(weight) as f64 / total.get(weight) as f64
             }
         };
+        let function = |name: &str, w: Weight| FunctionWeight {
+            function: name.to_owned(),
+            allocs: w.allocs,
+            bytes: w.bytes,
+            percent: percent(w),
+        };
         let rank = |m: FxHashMap<FrameId, Weight>| -> Vec<FunctionWeight> {
             ranked(m, profile, top, weight)
                 .into_iter()
-                .map(|(id, w)| FunctionWeight {
-                    function: profile.name(id).to_owned(),
-                    allocs: w.allocs,
-                    bytes: w.bytes,
-                    percent: percent(w),
-                })
+                .map(|(id, w)| function(profile.name(id), w))
                 .collect()
         };
         let (sites, program, shared) = sites_and_program(located, machinery);
         let top_program = ranked(program, located, top, weight)
             .into_iter()
-            .map(|(name, w)| FunctionWeight {
-                function: name.to_owned(),
-                allocs: w.allocs,
-                bytes: w.bytes,
-                percent: percent(w),
-            })
+            .map(|(name, w)| function(name, w))
             .collect();
         let top_sites = ranked(sites, located, top, weight)
             .into_iter()

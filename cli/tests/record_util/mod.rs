@@ -56,3 +56,30 @@ impl Drop for PidPrinter {
         let _ = self.child.wait();
     }
 }
+
+/// The example C++ program (`examples/captures/kvstore.cpp`) built `-O2 -g` in `dir`, as a
+/// release build with debug info is, and its source text.
+pub fn build_kvstore(dir: &TempDir) -> (std::path::PathBuf, String) {
+    let src =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/captures/kvstore.cpp");
+    let exe = dir.path().join("kvstore");
+    succeed(
+        std::process::Command::new("g++")
+            .args(["-O2", "-g", "-o"])
+            .arg(&exe)
+            .arg(&src),
+    );
+    (exe, std::fs::read_to_string(&src).unwrap())
+}
+
+/// The 1-based number of the one line of `source` that holds `text`.
+pub fn line_of(source: &str, text: &str) -> usize {
+    let hits: Vec<usize> = source
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(text))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(hits.len(), 1, "`{text}` is on one line of the source");
+    hits[0]
+}
