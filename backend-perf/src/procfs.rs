@@ -158,12 +158,20 @@ pub fn tgid_of(tid: i32) -> i32 {
         .unwrap_or(tid)
 }
 
-/// Whether a SIGTRAP is pending for task `tid` (its own pending set, `SigPnd`).
+/// Whether a stop of allocflame's is on its way to task `tid`: SIGTRAP (the stopper's), or an
+/// unblocked SIGCHLD (the brake's), pending for the thread itself.
 pub fn trap_pending(tid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{tid}/status"))
-        .ok()
-        .and_then(|s| u64::from_str_radix(parse_status_field(&s, "SigPnd")?, 16).ok())
-        .is_some_and(|mask| mask & (1 << (5 - 1)) != 0) // SIGTRAP is 5 on Linux
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{tid}/status")) else {
+        return false;
+    };
+    let mask = |field| {
+        parse_status_field(&s, field)
+            .and_then(|m| u64::from_str_radix(m, 16).ok())
+            .unwrap_or(0)
+    };
+    let bit = |sig: i32| 1u64 << (sig - 1);
+    let (pending, blocked) = (mask("SigPnd"), mask("SigBlk"));
+    pending & bit(libc::SIGTRAP) != 0 || pending & !blocked & bit(libc::SIGCHLD) != 0
 }
 
 /// The file behind the mapping `start..end` of `pid` (`/proc/PID/map_files/START-END`): the

@@ -66,6 +66,8 @@ pub(crate) struct EventSpec<'a> {
     pub max_callchain: u16,
     /// Opened disabled, for [`enable`] later.
     pub disabled: bool,
+    /// A BPF program to run at each hit (see `Uprobes::open_with`).
+    pub program: Option<&'a Attach<'a>>,
 }
 
 fn base_attr(layout: &Layout) -> b::perf_event_attr {
@@ -286,8 +288,8 @@ pub(crate) struct Gauge {
 }
 
 impl Gauge {
-    /// The bytes written and not yet consumed, in eighths of the buffer.
-    pub(crate) fn eighths(&self) -> u64 {
+    /// The bytes written and not yet consumed.
+    pub(crate) fn unread(&self) -> u64 {
         let meta = self.map.base as *const b::perf_event_mmap_page;
         // SAFETY: volatile loads of the metadata page, mapped while `map` lives.
         let (head, tail) = unsafe {
@@ -296,7 +298,12 @@ impl Gauge {
                 std::ptr::addr_of!((*meta).data_tail).read_volatile(),
             )
         };
-        head.saturating_sub(tail) * 8 / self.size.max(1)
+        head.saturating_sub(tail)
+    }
+
+    /// The bytes written and not yet consumed, in eighths of the buffer.
+    pub(crate) fn eighths(&self) -> u64 {
+        self.unread() * 8 / self.size.max(1)
     }
 }
 
@@ -368,6 +375,18 @@ impl Ring {
             map: self.map.clone(),
             size: self.size,
         }
+    }
+
+    /// The bytes of its data area.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The bytes the kernel wrote that are not consumed yet.
+    pub(crate) fn unread(&self) -> u64 {
+        // SAFETY: reading the metadata page the kernel updates.
+        let head = unsafe { std::ptr::addr_of!((*self.meta()).data_head).read_volatile() };
+        head.saturating_sub(self.tail)
     }
 
     fn meta(&self) -> *mut b::perf_event_mmap_page {

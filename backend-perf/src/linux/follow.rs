@@ -18,7 +18,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use super::discover::{DebugState, Discovery, Scan};
 use super::events::{self, EventSpec, Gauge, Ring};
 use super::spawn;
-use super::stopper::Stopper;
+use super::stopper::{Brake, Stopper};
+use super::uprobes::Attach;
 use crate::interpret::Location;
 use crate::procfs;
 use crate::record::{Layout, Synthetic};
@@ -43,6 +44,8 @@ pub(crate) struct EventParams {
     pub user_probe: Vec<bool>,
     /// How full each CPU's buffer is (set once they are open), for pausing the program.
     pub gauges: Vec<Gauge>,
+    /// The kernel-side brake on every allocation event, where BPF allows it.
+    pub brake: Option<Arc<Brake>>,
     /// Whether uprobe events are opened disabled (while an attach opens those of every
     /// thread: they start together, and nothing fills the buffers before the reader runs).
     pub start_disabled: bool,
@@ -88,6 +91,13 @@ fn is_our_trap(tid: i32, text: Option<&[(u64, u64)]>) -> bool {
     // SAFETY: siginfo_t is 128 plain bytes.
     let words: [u64; 16] = unsafe { std::mem::transmute(info) };
     words[3] == events::TRAP_DATA
+}
+
+/// Whether the signal stop of `tid` is the brake's (SIGCHLD with `SI_KERNEL`, which the kernel
+/// sends for nothing else).
+fn is_brake(tid: i32) -> bool {
+    ptrace_get::<libc::siginfo_t>(libc::PTRACE_GETSIGINFO, tid)
+        .is_some_and(|i| i.si_signo == libc::SIGCHLD && i.si_code == libc::SI_KERNEL)
 }
 
 impl Allocators {
@@ -361,6 +371,13 @@ fn resize_task(
     for fd in &ev.uprobes {
         events::disable(fd);
     }
+    if let Some(brake) = &p.brake {
+        let layout = Layout {
+            stack_bytes: bytes,
+            ..p.layout
+        };
+        brake.grow_record(sample_bytes(&layout, p.max_callchain));
+    }
     graveyard.extend(std::mem::replace(&mut ev.uprobes, fresh));
     if std::env::var_os("ALLOCFLAME_TIMING").is_some() {
         eprintln!(
@@ -369,6 +386,19 @@ fn resize_task(
         );
     }
     ev.stack_bytes = bytes;
+}
+
+/// The most bytes a sample of `layout` takes in a buffer: header, identifier, tid, time, the
+/// registers, the stack copy (size, bytes, copied size) and the deepest callchain.
+fn sample_bytes(layout: &Layout, max_callchain: u16) -> u64 {
+    let regs = 8 * (1 + u64::from(crate::record::regs::mask().count_ones()));
+    let stack = 16 + u64::from(layout.stack_bytes);
+    let callchain = if layout.callchain() {
+        8 + 8 * u64::from(max_callchain)
+    } else {
+        0
+    };
+    32 + regs + stack + callchain
 }
 
 /// ESRCH: the task ended before we got to it (nothing to record).
@@ -390,6 +420,7 @@ fn open_location(
 ) -> std::result::Result<(), (Error, bool)> {
     let loc = &p.locs[li];
     let mut ids = Vec::new();
+    let brake_attach = p.brake.as_ref().map(|b| move |fd: &OwnedFd| b.attach(fd));
     for &(cpu, leader) in leaders {
         let spec = EventSpec {
             uprobes: &p.uprobes,
@@ -401,6 +432,7 @@ fn open_location(
             },
             max_callchain: p.max_callchain,
             disabled: p.start_disabled,
+            program: brake_attach.as_ref().map(|a| a as &Attach<'_>),
         };
         let fd = events::open_uprobe(&spec, tid, cpu).map_err(|e| {
             fail(
@@ -532,6 +564,12 @@ pub(crate) fn tracer_thread(
         }
     };
     let leaders = leaders_of(&params, &rings);
+    if let (Some(brake), Some(ring)) = (&params.brake, rings.first()) {
+        brake.set_ring(
+            ring.size(),
+            sample_bytes(&params.layout, params.max_callchain),
+        );
+    }
     let mut tasks: FxHashMap<i32, TaskEvents> = FxHashMap::default();
     let mut alloc = Allocators {
         discovery: Discovery::new(&params.probes, &params.user_probe, &params.locs),
@@ -806,11 +844,18 @@ pub(crate) struct Pressure {
     paused: Duration,
     /// Time spent in work that waited long in the kernel (see [`Pressure::meanwhile`]).
     waited: Duration,
+    /// Stops by the brake.
+    brakes: u64,
+    /// The brake, told at each look what is left to read in each buffer (of `cpus`).
+    brake: Option<Arc<Brake>>,
+    cpus: Vec<i32>,
 }
 
 impl Pressure {
-    fn new(gauges: Vec<Gauge>) -> Pressure {
+    fn new(gauges: Vec<Gauge>, brake: Option<Arc<Brake>>, cpus: Vec<i32>) -> Pressure {
         Pressure {
+            brake,
+            cpus,
             gauges,
             on: None,
             asked: FxHashSet::default(),
@@ -818,12 +863,18 @@ impl Pressure {
             episodes: 0,
             paused: Duration::ZERO,
             waited: Duration::ZERO,
+            brakes: 0,
         }
     }
 
     /// Looks at the buffers; while they are too full, interrupts the running tasks of `known`
     /// (all when the pressure starts, else only at a new `round`).
     fn update(&mut self, known: &[i32], round: bool) {
+        if let Some(brake) = &self.brake {
+            for (g, &cpu) in self.gauges.iter().zip(&self.cpus) {
+                brake.sync(cpu, g.unread());
+            }
+        }
         let worst = self.gauges.iter().map(Gauge::eighths).max().unwrap_or(0);
         let started = match self.on {
             None if worst >= 3 => {
@@ -885,6 +936,22 @@ impl Pressure {
         false
     }
 
+    /// At a stop of `tid` by the brake: whether it is kept stopped (while a buffer is a quarter
+    /// full or more, as an interrupted task would be).
+    fn braked(&mut self, tid: i32) -> bool {
+        self.brakes += 1;
+        if self.on.is_none() {
+            if self.gauges.iter().map(Gauge::eighths).max().unwrap_or(0) < 2 {
+                return false;
+            }
+            self.on = Some(Instant::now());
+            self.episodes += 1;
+        }
+        self.asked.insert(tid);
+        self.held.push(tid);
+        true
+    }
+
     /// Whether `tid` is kept stopped now.
     fn holds(&self, tid: i32) -> bool {
         self.held.contains(&tid)
@@ -913,6 +980,12 @@ impl Pressure {
                 "the program was paused {} times ({:.0} ms in all) while allocflame caught up with its buffers",
                 self.episodes,
                 self.paused.as_secs_f64() * 1000.0
+            ));
+        }
+        if self.brakes > 0 {
+            notes.push(format!(
+                "the kernel-side brake stopped a thread {} times, when a buffer was three quarters full before allocflame's threads could act",
+                self.brakes
             ));
         }
         if self.waited >= LONG_WAIT {
@@ -979,7 +1052,9 @@ fn take_last_stops(tid: i32, main_pid: i32, shared: &Shared, alloc: &Allocators)
         if event == libc::PTRACE_EVENT_STOP {
             break;
         }
-        let ours = event == 0 && sig == libc::SIGTRAP && alloc.is_stop(tid);
+        let ours = event == 0
+            && ((sig == libc::SIGTRAP && alloc.is_stop(tid))
+                || (sig == libc::SIGCHLD && is_brake(tid)));
         ptrace_cont(
             libc::PTRACE_CONT,
             tid,
@@ -1000,7 +1075,11 @@ fn follow(
     main_pid: i32,
     graveyard: &mut Vec<OwnedFd>,
 ) {
-    let mut pressure = Pressure::new(params.gauges.clone());
+    let mut pressure = Pressure::new(
+        params.gauges.clone(),
+        params.brake.clone(),
+        params.cpus.clone(),
+    );
     // Only our own tracees are waited for, by pid: waitpid(-1) would also reap children that
     // the host process (a test harness, an application embedding us) started itself.
     let mut known: Vec<i32> = tasks.keys().copied().collect();
@@ -1192,6 +1271,11 @@ fn follow(
                 rescan(params, leaders, shared, tasks, alloc, tid)
             });
             ptrace_cont(libc::PTRACE_CONT, tid, 0);
+        } else if sig == libc::SIGCHLD && is_brake(tid) {
+            // The brake stopped it (the reader fell behind): held, or resumed, never told.
+            if !pressure.braked(tid) {
+                ptrace_cont(libc::PTRACE_CONT, tid, 0);
+            }
         } else {
             // A signal on its way to the task: deliver it.
             ptrace_cont(libc::PTRACE_CONT, tid, sig);
@@ -1221,6 +1305,9 @@ fn follow(
     // (Disabling an event does not stop a BPF program attached to it: the switch does.)
     if let Some(stopper) = &alloc.stopper {
         let _ = stopper.turn(false);
+    }
+    if let Some(brake) = &params.brake {
+        brake.off();
     }
     for ev in tasks.values() {
         if let Some(t) = &ev.trap {

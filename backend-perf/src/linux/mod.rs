@@ -227,6 +227,16 @@ pub(crate) fn record(
     }
     phase("probes located");
     raise_fd_limit();
+    let cpus = online_cpus();
+    let brake = match stopper::Brake::load(&cpus) {
+        Ok(b) => Some(Arc::new(b)),
+        Err(why) => {
+            report.notes.push(format!(
+                "no kernel-side brake ({why}): a reader that falls behind is caught by allocflame's tracer thread alone"
+            ));
+            None
+        }
+    };
     let params = follow::EventParams {
         uprobes: uprobes.clone(),
         open_paths: locs.iter().map(|l| l.path.clone()).collect(),
@@ -238,7 +248,8 @@ pub(crate) fn record(
         layout,
         max_callchain,
         buffer_bytes,
-        cpus: online_cpus(),
+        cpus: cpus.clone(),
+        brake: brake.clone(),
         follow_children: options.follow_children,
     };
     let shared = Arc::new(Shared::default());
@@ -299,6 +310,7 @@ pub(crate) fn record(
         shared: shared.clone(),
         timed: Vec::new(),
         progress: source.progress.clone(),
+        brake: brake.map(|b| (b, cpus)),
     };
     let attach = pid_hint.is_some();
     let mut gone = false;
@@ -393,9 +405,20 @@ struct Live<'o> {
     /// Timed records taken from `shared`, oldest first.
     timed: Vec<(u64, Synthetic)>,
     progress: Option<Arc<AtomicU64>>,
+    /// The brake, and the CPU of each buffer, for telling it what was read.
+    brake: Option<(Arc<stopper::Brake>, Vec<i32>)>,
 }
 
 impl Live<'_> {
+    /// Tells the brake what is left to read in each buffer.
+    fn sync_brake(&self, rings: &[Ring]) {
+        if let Some((brake, cpus)) = &self.brake {
+            for (r, &cpu) in rings.iter().zip(cpus) {
+                brake.sync(cpu, r.unread());
+            }
+        }
+    }
+
     fn synthetic(&mut self, s: Synthetic) {
         self.interp.synthetic(&s);
         self.flush_outbox();
@@ -447,6 +470,7 @@ impl Live<'_> {
         }
         self.timed.sort_by_key(|(t, _)| *t);
         let mut timed = std::mem::take(&mut self.timed).into_iter().peekable();
+        let mut read = 0u32;
         loop {
             let mut best: Option<(usize, u64)> = None;
             for (i, r) in rings.iter_mut().enumerate() {
@@ -481,7 +505,12 @@ impl Live<'_> {
                 }
             }
             rings[i].consume();
+            read += 1;
+            if read % 256 == 0 {
+                self.sync_brake(rings);
+            }
         }
+        self.sync_brake(rings);
         self.timed.extend(timed);
         if !self.interp.resize.is_empty() {
             if let Ok(mut q) = self.shared.resize.lock() {

@@ -94,7 +94,7 @@ impl Uprobes {
             events::uprobe_attr(spec),
             pid,
             cpu,
-            None,
+            spec.program,
         )
     }
 
